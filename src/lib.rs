@@ -1,0 +1,4 @@
+//! sockline: a reconnecting real-time WebSocket client SDK.
+#![warn(missing_docs)]
+
+pub mod protocol;
