@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Install everything `make test` needs. Idempotent: each step checks first and is
+# skipped when already satisfied, printing one short line either way.
+#
+# Usage: scripts/setup.sh [--all | --rust | --browser | --npm]...
+#   --rust     wasm32 target + wasm-bindgen-cli (version pinned by Cargo.lock)
+#   --browser  Debian packages for browser tests: chromium, chromium-driver, binaryen
+#   --npm      npm dependencies of js/ and www/ (when they exist)
+#   --all      all of the above (the default when no flag is given)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf 'setup: %s\n' "$*"; }
+
+# The version of the `wasm-bindgen` package pinned in Cargo.lock.
+locked_wasm_bindgen_version() {
+    awk '
+        $0 == "name = \"wasm-bindgen\"" { found = 1; next }
+        found && /^version = / { gsub(/"/, "", $3); print $3; exit }
+        /^\[\[package\]\]/ { found = 0 }
+    ' Cargo.lock
+}
+
+setup_wasm_target() {
+    # Capture first: `grep -q` exiting early could SIGPIPE rustup and trip pipefail.
+    local installed
+    installed="$(rustup target list --installed)"
+    if grep -qx 'wasm32-unknown-unknown' <<<"$installed"; then
+        log "rust target wasm32-unknown-unknown: already installed"
+    else
+        log "rust target wasm32-unknown-unknown: installing"
+        rustup target add wasm32-unknown-unknown
+    fi
+}
+
+setup_wasm_bindgen_cli() {
+    local want have
+    want="$(locked_wasm_bindgen_version)"
+    if [[ -z "$want" ]]; then
+        echo "setup: could not find the wasm-bindgen version in Cargo.lock" >&2
+        exit 1
+    fi
+    have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+    if [[ "$have" == "$want" ]]; then
+        log "wasm-bindgen-cli $want: already installed"
+    else
+        log "wasm-bindgen-cli $want: installing (found: ${have:-none})"
+        # No --locked: the CLI's own lockfile is not what pins it; the version is.
+        cargo install wasm-bindgen-cli --version "$want"
+    fi
+}
+
+setup_browser_deps() {
+    if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] && command -v wasm-opt >/dev/null 2>&1; then
+        log "chromium, chromedriver, wasm-opt: already installed"
+        return
+    fi
+    log "chromium, chromium-driver, binaryen: installing with apt-get"
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        chromium chromium-driver binaryen
+}
+
+setup_npm_dir() {
+    local dir="$1"
+    if [[ ! -f "$dir/package.json" ]]; then
+        log "npm $dir/: no package.json, skipping"
+        return
+    fi
+    if [[ -d "$dir/node_modules" && ( ! -f "$dir/package-lock.json" || "$dir/node_modules" -nt "$dir/package-lock.json" ) ]]; then
+        log "npm $dir/: node_modules up to date"
+        return
+    fi
+    if [[ -f "$dir/package-lock.json" ]]; then
+        log "npm $dir/: npm ci"
+        (cd "$dir" && npm ci --no-audit --no-fund)
+    else
+        log "npm $dir/: npm install"
+        (cd "$dir" && npm install --no-audit --no-fund)
+    fi
+    # npm may leave node_modules older than the lockfile it just wrote (or not create it at all
+    # when there are no dependencies): mark it fresh so the next run skips.
+    mkdir -p "$dir/node_modules"
+    touch "$dir/node_modules"
+}
+
+setup_npm() {
+    setup_npm_dir js
+    setup_npm_dir www
+}
+
+main() {
+    local rust=0 browser=0 npm=0
+    if [[ $# -eq 0 ]]; then
+        set -- --all
+    fi
+    for arg in "$@"; do
+        case "$arg" in
+            --all) rust=1 browser=1 npm=1 ;;
+            --rust) rust=1 ;;
+            --browser) browser=1 ;;
+            --npm) npm=1 ;;
+            -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            *) echo "setup: unknown option: $arg" >&2; exit 2 ;;
+        esac
+    done
+    if [[ $rust -eq 1 ]]; then
+        setup_wasm_target
+        setup_wasm_bindgen_cli
+    fi
+    if [[ $browser -eq 1 ]]; then
+        setup_browser_deps
+    fi
+    if [[ $npm -eq 1 ]]; then
+        setup_npm
+    fi
+}
+
+main "$@"
