@@ -1,4 +1,15 @@
 //! sockline: a reconnecting real-time WebSocket client SDK.
+//!
+//! One deterministic, sans-IO state machine ([`core::Connection`]) decides everything: when to
+//! connect, authenticate, retry, pause, resend and resume. Drivers only move bytes and time.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod events;
 pub mod protocol;
+
+pub use config::ConnectionConfig;
+pub use error::{AckError, ClientError, SendError};

@@ -1,0 +1,855 @@
+//! [`Connection`]: the state machine itself — inputs, commands, timers and the two output queues.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{
+    Action, Arrival, ConnectionState, DisconnectReason, Entry, EntryKind, Env, Event, Inbox, Input,
+    Instant, Outbox, RequestId, Rng, SendId, SocketId, Stats, Timer, TimerTable, Transport,
+};
+use crate::config::ConnectionConfig;
+use crate::error::{AckError, ClientError, SendError};
+use crate::protocol::{ClientFrame, CloseCode, ResumePoint, ServerFrame};
+
+/// Room for the frame envelope around an entry's event and data (`{"type":"send","id":…}`).
+const SEND_ENVELOPE_BYTES: usize = 64;
+
+/// What the current link is waiting for (private phase data behind the public state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Link {
+    /// No socket and nothing in flight.
+    Idle,
+    /// `FetchToken` is out.
+    AwaitingToken { request: RequestId },
+    /// `OpenSocket` is out; `auth` goes first once it opens.
+    AwaitingOpen { socket: SocketId, token: String },
+    /// `auth` is sent.
+    AwaitingAuth { socket: SocketId },
+    /// Authenticated.
+    Live { socket: SocketId },
+}
+
+impl Link {
+    fn socket(&self) -> Option<SocketId> {
+        match self {
+            Link::AwaitingOpen { socket, .. }
+            | Link::AwaitingAuth { socket }
+            | Link::Live { socket } => Some(*socket),
+            Link::Idle | Link::AwaitingToken { .. } => None,
+        }
+    }
+}
+
+/// Why the link failed.
+struct Failure {
+    retryable: bool,
+    /// Used when not retryable.
+    reason: Option<DisconnectReason>,
+    message: String,
+}
+
+impl Failure {
+    fn retryable(message: impl Into<String>) -> Self {
+        Failure {
+            retryable: true,
+            reason: None,
+            message: message.into(),
+        }
+    }
+
+    fn fatal(reason: DisconnectReason) -> Self {
+        Failure {
+            retryable: false,
+            message: reason.to_string(),
+            reason: Some(reason),
+        }
+    }
+}
+
+/// The sans-IO connection state machine. See the [module docs](super) for the drain rule.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    state: ConnectionState,
+    state_since: Instant,
+    last_now: Instant,
+    rng: Rng,
+    timers: TimerTable,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    link: Link,
+    next_socket: u64,
+    next_request: u64,
+    next_send: u64,
+    /// Retries spent since the last reset.
+    retries: u32,
+    connected_at: Instant,
+    online: bool,
+    visible: bool,
+    /// `disconnect()` was called and no `connect()` since: nothing else revives the connection.
+    stopped: bool,
+    /// The session to resume, from the last `authenticated`.
+    session: Option<String>,
+    heartbeat: Duration,
+    rooms: BTreeSet<String>,
+    outbox: Outbox,
+    /// The timeout of each pending request, for the error it reports.
+    request_timeouts: BTreeMap<SendId, Duration>,
+    inbox: Inbox,
+    reconnects: u64,
+    frames_in: u64,
+    frames_out: u64,
+    last_rtt: Option<Duration>,
+}
+
+impl Connection {
+    /// A connection in `disconnected { NotStarted }`; call [`connect`](Self::connect) to start.
+    pub fn new(config: ConnectionConfig, now: Instant) -> Self {
+        Connection {
+            rng: Rng::new(config.seed),
+            outbox: Outbox::new(config.outbox_max_messages, config.outbox_max_bytes),
+            config,
+            state: ConnectionState::Disconnected {
+                reason: DisconnectReason::NotStarted,
+            },
+            state_since: now,
+            last_now: now,
+            timers: TimerTable::default(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            link: Link::Idle,
+            next_socket: 1,
+            next_request: 1,
+            next_send: 1,
+            retries: 0,
+            connected_at: now,
+            online: true,
+            visible: true,
+            stopped: false,
+            session: None,
+            heartbeat: Duration::from_secs(30),
+            rooms: BTreeSet::new(),
+            request_timeouts: BTreeMap::new(),
+            inbox: Inbox::default(),
+            reconnects: 0,
+            frames_in: 0,
+            frames_out: 0,
+            last_rtt: None,
+        }
+    }
+
+    // ---- getters ----------------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> &ConnectionState {
+        &self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// The room set: rooms joined and re-joined after every new session.
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.iter().map(String::as_str)
+    }
+
+    /// Whether send `id` is still in the outbox (queued or awaiting its ack).
+    pub fn is_pending(&self, id: SendId) -> bool {
+        self.outbox.contains(id)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            state: self.state.name(),
+            time_in_state: self.last_now.saturating_duration_since(self.state_since),
+            attempt: self.state.attempt(),
+            reconnects: self.reconnects,
+            last_rtt: self.last_rtt,
+            outbox_depth: self.outbox.len(),
+            outbox_bytes: self.outbox.bytes(),
+            frames_in: self.frames_in,
+            frames_out: self.frames_out,
+            duplicates_dropped: self.inbox.duplicates(),
+            rooms: self.rooms.len(),
+        }
+    }
+
+    // ---- outputs ----------------------------------------------------------------------------
+
+    /// The next thing the driver must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next thing the application hears.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to feed [`Input::Timeout`] next; never earlier than the last `now` given.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ---- inputs -----------------------------------------------------------------------------
+
+    /// Feeds what happened at `now`. Infallible: failures become state changes and events.
+    ///
+    /// Timers due at `now` fire first, whatever the input, so a late wake-up (a throttled tab,
+    /// a laptop back from sleep) still sees every expiry.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        let now = self.advance(now);
+        match input {
+            Input::Timeout => {}
+            Input::Transport(socket, event) => {
+                if self.link.socket() == Some(socket) {
+                    self.handle_transport(now, socket, event);
+                }
+            }
+            Input::Env(env) => self.handle_env(now, env),
+            Input::TokenFetched(request, result) => self.handle_token(now, request, result),
+        }
+    }
+
+    /// Moves the clock to `now` (never backwards) and fires every timer due by then.
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = now.max(self.last_now);
+        self.last_now = now;
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.fire(now, timer);
+        }
+        now
+    }
+
+    fn fire(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::ConnectTimeout => self.fail(now, Failure::retryable("connect timed out")),
+            Timer::AuthTimeout => self.fail(now, Failure::retryable("auth timed out")),
+            Timer::Backoff => {
+                let attempt = self.retries;
+                self.start_attempt(now, attempt);
+            }
+            Timer::HeartbeatDeadline => self.fail(
+                now,
+                Failure::retryable(format!(
+                    "heartbeat timeout: no frame for {} ms",
+                    (self.heartbeat + self.config.heartbeat_grace).as_millis()
+                )),
+            ),
+            Timer::AckFlush => self.flush_inbox_ack(),
+            Timer::HiddenGrace => self.pause(),
+            Timer::Request(id) => {
+                let timeout = self.request_timeouts.remove(&id).unwrap_or_default();
+                if self.outbox.remove(id).is_some() {
+                    self.events.push_back(Event::Ack {
+                        id,
+                        result: Err(AckError::Timeout {
+                            timeout_ms: timeout.as_millis() as u64,
+                        }),
+                    });
+                }
+            }
+        }
+    }
+
+    fn handle_transport(&mut self, now: Instant, socket: SocketId, event: Transport) {
+        match event {
+            Transport::Opened => {
+                let Link::AwaitingOpen { token, .. } = &self.link else {
+                    return;
+                };
+                let resume = self.session.clone().map(|session| ResumePoint {
+                    session,
+                    seq: self.inbox.last_seq(),
+                });
+                let auth = ClientFrame::Auth {
+                    token: token.clone(),
+                    resume,
+                }
+                .encode();
+                self.link = Link::AwaitingAuth { socket };
+                self.send_frame(auth);
+                self.timers.cancel(Timer::ConnectTimeout);
+                self.timers
+                    .set(Timer::AuthTimeout, now + self.config.auth_timeout);
+                let attempt = self.state.attempt();
+                self.set_state(now, ConnectionState::Authenticating { attempt });
+            }
+            Transport::Frame(text) => {
+                self.frames_in += 1;
+                self.handle_frame(now, &text);
+            }
+            Transport::Closed { code, reason } => {
+                // The socket is gone: nothing to close.
+                self.link = Link::Idle;
+                let close = CloseCode(code);
+                let failure = if close == CloseCode::AUTH_REJECTED {
+                    Failure::fatal(DisconnectReason::AuthRejected {
+                        code: "rejected".into(),
+                        message: reason,
+                    })
+                } else if !close.is_retryable() {
+                    Failure::fatal(DisconnectReason::Refused { code, reason })
+                } else {
+                    Failure::retryable(format!("socket closed ({code}): {reason}"))
+                };
+                self.fail(now, failure);
+            }
+            Transport::Error(message) => {
+                self.fail(now, Failure::retryable(format!("socket error: {message}")));
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, text: &str) {
+        let frame = match ServerFrame::decode(text, self.config.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(error) => {
+                self.events
+                    .push_back(Event::Error(ClientError::BadFrame(error)));
+                return;
+            }
+        };
+        if let Link::Live { .. } = self.link {
+            self.arm_heartbeat(now);
+        }
+        match frame {
+            ServerFrame::Authenticated {
+                session,
+                heartbeat_ms,
+                resumed,
+                missed,
+                ..
+            } => self.handle_authenticated(now, session, heartbeat_ms, resumed, missed),
+            ServerFrame::AuthError { code, message } => {
+                if !matches!(self.link, Link::AwaitingAuth { .. }) {
+                    return self.unexpected("auth_error");
+                }
+                if code == "timeout" {
+                    self.fail(now, Failure::retryable(format!("auth timeout: {message}")));
+                } else {
+                    self.fail(
+                        now,
+                        Failure::fatal(DisconnectReason::AuthRejected { code, message }),
+                    );
+                }
+            }
+            ServerFrame::Event {
+                seq, event, data, ..
+            } => {
+                if !matches!(self.link, Link::Live { .. }) {
+                    return self.unexpected("event");
+                }
+                if self.inbox.accept(seq) == Arrival::Deliver {
+                    self.events.push_back(Event::Message { event, data, seq });
+                    if self.inbox.unacked() >= self.config.ack_batch {
+                        self.flush_inbox_ack();
+                    } else if !self.timers.is_set(Timer::AckFlush) {
+                        self.timers
+                            .set(Timer::AckFlush, now + self.config.ack_delay);
+                    }
+                }
+            }
+            ServerFrame::Ack {
+                id,
+                ok,
+                data,
+                error,
+            } => self.handle_ack(id, ok, data, error),
+            ServerFrame::Error { code, message } => {
+                self.events
+                    .push_back(Event::Error(ClientError::Server { code, message }));
+            }
+            ServerFrame::Ping { t, rtt_ms } => {
+                if let Some(rtt) = rtt_ms {
+                    self.last_rtt = Some(Duration::from_millis(rtt));
+                }
+                self.send_frame(ClientFrame::Pong { t }.encode());
+            }
+        }
+    }
+
+    fn unexpected(&mut self, frame: &'static str) {
+        self.events
+            .push_back(Event::Error(ClientError::UnexpectedFrame { frame }));
+    }
+
+    fn handle_authenticated(
+        &mut self,
+        now: Instant,
+        session: String,
+        heartbeat_ms: u64,
+        resumed: bool,
+        missed: u64,
+    ) {
+        let Link::AwaitingAuth { socket } = self.link else {
+            return self.unexpected("authenticated");
+        };
+        let asked_to_resume = self.session.is_some();
+        self.link = Link::Live { socket };
+        self.timers.cancel(Timer::AuthTimeout);
+        self.connected_at = now;
+        self.heartbeat = Duration::from_millis(heartbeat_ms.max(1));
+        self.arm_heartbeat(now);
+        let resumed = resumed && asked_to_resume;
+        if resumed {
+            // The resume point told the server what we have: nothing new to ack yet.
+            self.inbox.take_ack();
+        } else {
+            self.inbox.reset();
+            let mut rejoin = Vec::with_capacity(self.rooms.len());
+            for room in self.rooms.clone() {
+                rejoin.push(self.room_entry(room, true));
+            }
+            self.outbox.start_session(rejoin);
+        }
+        self.session = Some(session.clone());
+        self.set_state(now, ConnectionState::Connected { session });
+        if resumed {
+            self.events.push_back(Event::Resumed { missed });
+        } else if asked_to_resume {
+            self.events.push_back(Event::ResumeFailed);
+        }
+        for frame in self.outbox.transmit_all() {
+            self.send_frame(frame);
+        }
+    }
+
+    fn handle_ack(
+        &mut self,
+        wire_id: u64,
+        ok: bool,
+        data: Option<Value>,
+        error: Option<crate::protocol::ErrorBody>,
+    ) {
+        let Some(entry) = self.outbox.take_acked(wire_id) else {
+            return; // a repeated ack for a send already settled
+        };
+        let (code, message) = error
+            .map(|e| (e.code, e.message))
+            .unwrap_or_else(|| ("rejected".into(), String::new()));
+        match entry.kind {
+            EntryKind::App => {
+                self.timers.cancel(Timer::Request(entry.id));
+                self.request_timeouts.remove(&entry.id);
+                let result = if ok {
+                    Ok(data)
+                } else {
+                    Err(AckError::Rejected { code, message })
+                };
+                self.events.push_back(Event::Ack {
+                    id: entry.id,
+                    result,
+                });
+            }
+            EntryKind::Room { room, join } => {
+                if !ok {
+                    if join {
+                        self.rooms.remove(&room);
+                    }
+                    self.events.push_back(Event::Error(ClientError::Room {
+                        room,
+                        code,
+                        message,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn handle_env(&mut self, now: Instant, env: Env) {
+        match env {
+            Env::Online => {
+                self.online = true;
+                if self.stopped {
+                    return;
+                }
+                let waiting = matches!(self.state, ConnectionState::Reconnecting { .. })
+                    || matches!(
+                        self.state,
+                        ConnectionState::Disconnected {
+                            reason: DisconnectReason::RetriesExhausted { .. }
+                        }
+                    );
+                if waiting {
+                    self.restart(now);
+                }
+            }
+            Env::Offline => {
+                self.online = false;
+                if self.stopped || matches!(self.state, ConnectionState::Disconnected { .. }) {
+                    return;
+                }
+                self.drop_link("offline");
+                self.timers.cancel(Timer::Backoff);
+                let attempt = self.retries;
+                self.set_state(
+                    now,
+                    ConnectionState::Reconnecting {
+                        attempt,
+                        next_at: None,
+                    },
+                );
+            }
+            Env::Hidden => {
+                self.visible = false;
+                if self.stopped
+                    || !self.config.pause_when_hidden
+                    || matches!(self.state, ConnectionState::Disconnected { .. })
+                {
+                    return;
+                }
+                if self.config.hidden_grace.is_zero() {
+                    self.pause();
+                } else if !self.timers.is_set(Timer::HiddenGrace) {
+                    self.timers
+                        .set(Timer::HiddenGrace, now + self.config.hidden_grace);
+                }
+            }
+            Env::Visible => {
+                self.visible = true;
+                self.timers.cancel(Timer::HiddenGrace);
+                if self.stopped {
+                    return;
+                }
+                let revive = match &self.state {
+                    ConnectionState::Reconnecting { .. } => true,
+                    ConnectionState::Disconnected { reason } => matches!(
+                        reason,
+                        DisconnectReason::Paused | DisconnectReason::RetriesExhausted { .. }
+                    ),
+                    _ => false,
+                };
+                if revive {
+                    self.restart(now);
+                }
+            }
+        }
+    }
+
+    fn handle_token(&mut self, now: Instant, request: RequestId, result: Result<String, String>) {
+        if self.link != (Link::AwaitingToken { request }) {
+            return; // stale answer
+        }
+        match result {
+            Ok(token) => {
+                let socket = SocketId(self.next_socket);
+                self.next_socket += 1;
+                self.link = Link::AwaitingOpen { socket, token };
+                self.actions.push_back(Action::OpenSocket {
+                    socket,
+                    url: self.config.url.clone(),
+                });
+            }
+            Err(error) => self.fail(
+                now,
+                Failure::retryable(format!("token fetch failed: {error}")),
+            ),
+        }
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    /// Starts connecting (from `disconnected`, whatever the reason) with the backoff reset.
+    /// Does nothing while already connecting, connected or reconnecting.
+    pub fn connect(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if let ConnectionState::Disconnected { .. } = self.state {
+            self.stopped = false;
+            self.restart(now);
+        }
+    }
+
+    /// Stops: closes the socket with 1000 and enters `disconnected { Requested }`. Nothing but
+    /// [`connect`](Self::connect) revives the connection — not online, not visible. The outbox
+    /// and room set are kept for the next `connect()`; request timeouts are suspended (no event
+    /// follows the state change) and restart on `connect()`.
+    pub fn disconnect(&mut self, now: Instant) {
+        // Timers due by now are dropped, not fired: after `disconnect()` the app hears nothing
+        // but the change to `disconnected`.
+        let now = now.max(self.last_now);
+        self.last_now = now;
+        if matches!(self.link, Link::Live { .. }) {
+            self.flush_inbox_ack();
+        }
+        self.stopped = true;
+        self.drop_link("client disconnect");
+        self.timers.retain(|_| false);
+        if self.state
+            != (ConnectionState::Disconnected {
+                reason: DisconnectReason::Requested,
+            })
+        {
+            self.set_state(
+                now,
+                ConnectionState::Disconnected {
+                    reason: DisconnectReason::Requested,
+                },
+            );
+        }
+    }
+
+    /// Queues an application event; it is sent at once when connected, else after the next
+    /// `authenticated`, and stays queued until the server acks it (resent after reconnects).
+    ///
+    /// `Err` only when the send cannot be taken at all (outbox full, frame too large, empty
+    /// name); nothing else is dropped.
+    pub fn send(&mut self, now: Instant, event: &str, data: &Value) -> Result<SendId, SendError> {
+        self.advance(now);
+        self.enqueue(event, data, None)
+    }
+
+    /// Like [`send`](Self::send), but gives up after `timeout`: if no ack arrived by then the send
+    /// is removed from the outbox and reported as `Ack { result: Err(Timeout) }`.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        event: &str,
+        data: &Value,
+        timeout: Duration,
+    ) -> Result<SendId, SendError> {
+        let now = self.advance(now);
+        self.enqueue(event, data, Some((now, timeout)))
+    }
+
+    fn enqueue(
+        &mut self,
+        event: &str,
+        data: &Value,
+        timeout: Option<(Instant, Duration)>,
+    ) -> Result<SendId, SendError> {
+        if event.is_empty() {
+            return Err(SendError::EmptyEventName);
+        }
+        let event_json =
+            serde_json::to_string(event).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let data_json =
+            serde_json::to_string(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let size = event_json.len() + data_json.len() + SEND_ENVELOPE_BYTES;
+        if size > self.config.max_frame_bytes {
+            return Err(SendError::TooLarge {
+                size,
+                limit: self.config.max_frame_bytes,
+            });
+        }
+        let id = SendId(self.next_send);
+        let entry = Entry::new(id, EntryKind::App, event_json, data_json);
+        self.outbox.push(entry).map_err(|_| SendError::OutboxFull {
+            max_messages: self.config.outbox_max_messages,
+            max_bytes: self.config.outbox_max_bytes,
+        })?;
+        self.next_send += 1;
+        if let Some((now, timeout)) = timeout {
+            self.request_timeouts.insert(id, timeout);
+            if !self.stopped {
+                self.timers.set(Timer::Request(id), now + timeout);
+            }
+        }
+        self.transmit_last_if_live();
+        Ok(id)
+    }
+
+    /// Adds `room` to the room set and joins it (now if connected, else on the next session).
+    pub fn join(&mut self, now: Instant, room: &str) {
+        self.advance(now);
+        if self.rooms.insert(room.to_owned()) {
+            self.queue_room(room.to_owned(), true);
+        }
+    }
+
+    /// Removes `room` from the room set and leaves it.
+    pub fn leave(&mut self, now: Instant, room: &str) {
+        self.advance(now);
+        if self.rooms.remove(room) {
+            self.queue_room(room.to_owned(), false);
+        }
+    }
+
+    fn queue_room(&mut self, room: String, join: bool) {
+        let entry = self.room_entry(room, join);
+        // Room entries are exempt from the bounds, so this cannot fail.
+        let _ = self.outbox.push(entry);
+        self.transmit_last_if_live();
+    }
+
+    fn room_entry(&mut self, room: String, join: bool) -> Entry {
+        let id = SendId(self.next_send);
+        self.next_send += 1;
+        let event = if join {
+            "\"join_room\""
+        } else {
+            "\"leave_room\""
+        };
+        let data = serde_json::json!({ "room": room }).to_string();
+        Entry::new(id, EntryKind::Room { room, join }, event.into(), data)
+    }
+
+    fn transmit_last_if_live(&mut self) {
+        if let Link::Live { .. } = self.link {
+            if let Some(frame) = self.outbox.transmit_last() {
+                self.send_frame(frame);
+            }
+        }
+    }
+
+    // ---- transitions ------------------------------------------------------------------------
+
+    /// Starts over: backoff reset, first attempt now (or wait if offline).
+    fn restart(&mut self, now: Instant) {
+        self.retries = 0;
+        self.timers.cancel(Timer::Backoff);
+        self.rearm_requests(now);
+        self.start_attempt(now, 0);
+    }
+
+    /// Re-arms request timeouts suspended by `disconnect()`.
+    fn rearm_requests(&mut self, now: Instant) {
+        let pending: Vec<(SendId, Duration)> = self
+            .request_timeouts
+            .iter()
+            .map(|(id, timeout)| (*id, *timeout))
+            .collect();
+        for (id, timeout) in pending {
+            if !self.timers.is_set(Timer::Request(id)) {
+                self.timers.set(Timer::Request(id), now + timeout);
+            }
+        }
+    }
+
+    fn start_attempt(&mut self, now: Instant, attempt: u32) {
+        self.drop_link("restarting");
+        if !self.online {
+            self.set_state(
+                now,
+                ConnectionState::Reconnecting {
+                    attempt: self.retries,
+                    next_at: None,
+                },
+            );
+            return;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.link = Link::AwaitingToken { request };
+        self.actions.push_back(Action::FetchToken { request });
+        self.timers
+            .set(Timer::ConnectTimeout, now + self.config.connect_timeout);
+        self.set_state(now, ConnectionState::Connecting { attempt });
+    }
+
+    /// The link failed: close what is open, then retry later, wait for the network, or stop.
+    fn fail(&mut self, now: Instant, failure: Failure) {
+        let was_connected = self.state.is_connected();
+        self.drop_link(&failure.message);
+        if was_connected {
+            self.reconnects += 1;
+            if now.saturating_duration_since(self.connected_at) >= self.config.stable_after {
+                self.retries = 0;
+            }
+        }
+        if !failure.retryable {
+            let reason = failure.reason.unwrap_or(DisconnectReason::Requested);
+            self.set_state(now, ConnectionState::Disconnected { reason });
+            return;
+        }
+        if !self.online {
+            self.set_state(
+                now,
+                ConnectionState::Reconnecting {
+                    attempt: self.retries,
+                    next_at: None,
+                },
+            );
+            return;
+        }
+        if self.retries >= self.config.backoff.max_retries {
+            let reason = DisconnectReason::RetriesExhausted {
+                retries: self.retries,
+                last_error: failure.message,
+            };
+            self.set_state(now, ConnectionState::Disconnected { reason });
+            return;
+        }
+        self.retries += 1;
+        let delay = self.config.backoff.delay(self.retries, &mut self.rng);
+        let next_at = now + delay;
+        self.timers.set(Timer::Backoff, next_at);
+        self.set_state(
+            now,
+            ConnectionState::Reconnecting {
+                attempt: self.retries,
+                next_at: Some(next_at),
+            },
+        );
+    }
+
+    /// Hidden for long enough: close and wait for visible.
+    fn pause(&mut self) {
+        let now = self.last_now;
+        self.drop_link("paused while hidden");
+        self.timers.cancel(Timer::Backoff);
+        self.set_state(
+            now,
+            ConnectionState::Disconnected {
+                reason: DisconnectReason::Paused,
+            },
+        );
+    }
+
+    /// Closes the current socket (if any), forgets the link and its timers.
+    fn drop_link(&mut self, reason: &str) {
+        if let Some(socket) = self.link.socket() {
+            self.actions.push_back(Action::CloseSocket {
+                socket,
+                code: CloseCode::NORMAL.0,
+                reason: reason.to_owned(),
+            });
+        }
+        self.link = Link::Idle;
+        for timer in [
+            Timer::ConnectTimeout,
+            Timer::AuthTimeout,
+            Timer::HeartbeatDeadline,
+            Timer::AckFlush,
+        ] {
+            self.timers.cancel(timer);
+        }
+    }
+
+    fn arm_heartbeat(&mut self, now: Instant) {
+        self.timers.set(
+            Timer::HeartbeatDeadline,
+            now + self.heartbeat + self.config.heartbeat_grace,
+        );
+    }
+
+    fn flush_inbox_ack(&mut self) {
+        self.timers.cancel(Timer::AckFlush);
+        if let Link::Live { .. } = self.link {
+            if let Some(seq) = self.inbox.take_ack() {
+                self.send_frame(ClientFrame::Ack { seq }.encode());
+            }
+        }
+    }
+
+    fn send_frame(&mut self, text: String) {
+        if let Some(socket) = self.link.socket() {
+            self.frames_out += 1;
+            self.actions.push_back(Action::SendFrame { socket, text });
+        }
+    }
+
+    fn set_state(&mut self, now: Instant, to: ConnectionState) {
+        if to == self.state {
+            return;
+        }
+        let from = std::mem::replace(&mut self.state, to.clone());
+        self.state_since = now;
+        self.events.push_back(Event::StateChanged { from, to });
+    }
+}

@@ -1,0 +1,282 @@
+//! The sans-IO core: [`Connection`], the deterministic state machine every driver runs.
+//!
+//! The core never opens a socket, never reads a clock, never draws OS randomness and never
+//! spawns anything. Every input carries its own `now` (an [`Instant`]: milliseconds since an
+//! origin the driver picks); jitter comes from a PRNG seeded through the config. So the same
+//! inputs always give the same outputs, on any target.
+//!
+//! # The drain rule
+//!
+//! After every input ([`Connection::handle_input`]) or command ([`Connection::connect`],
+//! [`Connection::disconnect`], [`Connection::send`], [`Connection::join`], …):
+//! 1. drain [`Connection::poll_action`] until `None` and perform each action in order;
+//! 2. drain [`Connection::poll_event`] until `None` and hand each event to the application;
+//! 3. ask [`Connection::poll_timeout`] and feed [`Input::Timeout`] at that instant (or later:
+//!    a late timer is fine, expiry is checked against the `now` it brings).
+//!
+//! # Panics
+//!
+//! Never on input: bad frames, stale sockets and out-of-order calls become events or are ignored.
+//!
+//! # Example: a complete loop against a scripted server
+//!
+//! ```
+//! use sockline::core::{Action, Connection, Event, Input, Instant, Transport};
+//! use sockline::ConnectionConfig;
+//!
+//! let mut conn = Connection::new(ConnectionConfig::new("ws://127.0.0.1:8080/ws"), Instant::ZERO);
+//! let now = Instant::ZERO;
+//! conn.connect(now);
+//! let mut log = Vec::new();
+//! // A scripted "server": answer every action at once.
+//! let mut socket = None;
+//! for _ in 0..3 {
+//!     while let Some(action) = conn.poll_action() {
+//!         match action {
+//!             Action::FetchToken { request } => {
+//!                 conn.handle_input(now, Input::TokenFetched(request, Ok("token".into())))
+//!             }
+//!             Action::OpenSocket { socket: id, .. } => {
+//!                 socket = Some(id);
+//!                 conn.handle_input(now, Input::Transport(id, Transport::Opened))
+//!             }
+//!             Action::SendFrame { text, .. } => log.push(text),
+//!             Action::CloseSocket { .. } => {}
+//!         }
+//!     }
+//! }
+//! let frame = r#"{"type":"authenticated","user_id":"u1","session":"s1","heartbeat_ms":30000,"resumed":false}"#;
+//! conn.handle_input(now, Input::Transport(socket.unwrap(), Transport::Frame(frame.into())));
+//! assert!(conn.state().is_connected());
+//! assert_eq!(log, [r#"{"type":"auth","token":"token"}"#]);
+//! while let Some(event) = conn.poll_event() {
+//!     if let Event::StateChanged { to, .. } = event {
+//!         println!("now {}", to.name());
+//!     }
+//! }
+//! // The next deadline: the heartbeat (30 s + 10 s grace).
+//! assert_eq!(conn.poll_timeout(), Some(Instant::from_millis(40_000)));
+//! ```
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod inbox;
+mod machine;
+mod outbox;
+mod state;
+mod timers;
+
+use std::ops::Add;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use backoff::{Backoff, Rng};
+pub use inbox::{Arrival, Inbox};
+pub use machine::Connection;
+pub use outbox::{Entry, EntryKind, Outbox};
+pub use state::{ConnectionState, DisconnectReason};
+pub use timers::{Timer, TimerTable};
+
+use crate::error::{AckError, ClientError};
+
+/// A point in the driver's monotonic time, in milliseconds since an origin the driver picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The origin.
+    pub const ZERO: Instant = Instant(0);
+
+    /// The instant `ms` milliseconds after the origin.
+    pub const fn from_millis(ms: u64) -> Self {
+        Instant(ms)
+    }
+
+    /// Milliseconds since the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// The time from `earlier` to `self`, or zero when `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+
+    fn add(self, rhs: Duration) -> Instant {
+        let ms = u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(ms))
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Names one socket the core asked the driver to open; transport inputs carry it back.
+    SocketId
+);
+id_type!(
+    /// Names one token fetch; [`Input::TokenFetched`] carries it back.
+    RequestId
+);
+id_type!(
+    /// Names one application send for the client's whole life; acks and failures carry it.
+    SendId
+);
+
+/// Something that happened to a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// The socket opened.
+    Opened,
+    /// A text frame arrived.
+    Frame(String),
+    /// The socket closed (1006 when it dropped without a close frame).
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// The socket failed; the driver treats it as closed.
+    Error(String),
+}
+
+/// A change in the page or network environment (browser driver; native drivers never send these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Env {
+    /// The network came back.
+    Online,
+    /// The network went away.
+    Offline,
+    /// The page became visible.
+    Visible,
+    /// The page was hidden.
+    Hidden,
+}
+
+/// What the driver feeds the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The deadline from [`Connection::poll_timeout`] was reached (or passed).
+    Timeout,
+    /// Something happened to socket `SocketId`. Inputs for a socket that is no longer current are ignored.
+    Transport(SocketId, Transport),
+    /// The environment changed.
+    Env(Env),
+    /// The answer to [`Action::FetchToken`]: a token, or why none could be had.
+    TokenFetched(RequestId, Result<String, String>),
+}
+
+/// What the core asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a WebSocket to `url` and report on it as `socket`.
+    OpenSocket {
+        /// The id transport inputs must carry.
+        socket: SocketId,
+        /// Where to connect.
+        url: String,
+    },
+    /// Send a text frame on `socket`.
+    SendFrame {
+        /// The socket.
+        socket: SocketId,
+        /// The JSON text.
+        text: String,
+    },
+    /// Close `socket`; no further input is expected for it.
+    CloseSocket {
+        /// The socket.
+        socket: SocketId,
+        /// The close code to send.
+        code: u16,
+        /// The close reason to send.
+        reason: String,
+    },
+    /// Get a token (static, or from the app's async provider) and answer with [`Input::TokenFetched`].
+    FetchToken {
+        /// The id the answer must carry.
+        request: RequestId,
+    },
+}
+
+/// What the application hears.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The connection state changed.
+    StateChanged {
+        /// The state left.
+        from: ConnectionState,
+        /// The state entered.
+        to: ConnectionState,
+    },
+    /// A server event, delivered once.
+    Message {
+        /// The event name.
+        event: String,
+        /// The payload.
+        data: Value,
+        /// The event's per-session sequence number.
+        seq: u64,
+    },
+    /// The outcome of a send: the server's ack (with its result data, if any) or why it failed.
+    Ack {
+        /// The send.
+        id: SendId,
+        /// `Ok(data)` on `ok: true`.
+        result: Result<Option<Value>, AckError>,
+    },
+    /// A problem that did not stop the connection.
+    Error(ClientError),
+    /// The server resumed the session; `missed` events are replayed next.
+    Resumed {
+        /// How many events the server replays.
+        missed: u64,
+    },
+    /// The session could not be resumed: events may have been missed, so the app should refetch.
+    ResumeFailed,
+}
+
+/// A snapshot of the connection's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// The state's name.
+    pub state: &'static str,
+    /// How long the connection has been in this state, up to the last `now` it was given.
+    pub time_in_state: Duration,
+    /// The current attempt number (see [`ConnectionState::attempt`]).
+    pub attempt: u32,
+    /// How many times a `connected` link was lost.
+    pub reconnects: u64,
+    /// The last round-trip time the server measured.
+    pub last_rtt: Option<Duration>,
+    /// Application sends awaiting their ack.
+    pub outbox_depth: usize,
+    /// Bytes those sends take.
+    pub outbox_bytes: usize,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Duplicate events dropped.
+    pub duplicates_dropped: u64,
+    /// Rooms in the room set.
+    pub rooms: usize,
+}
