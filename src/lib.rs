@@ -11,5 +11,8 @@ pub mod error;
 pub mod events;
 pub mod protocol;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+
 pub use config::ConnectionConfig;
 pub use error::{AckError, ClientError, SendError};

@@ -235,6 +235,7 @@ fn abnormal_close_while_connected_reconnects() {
     assert_eq!(attempt, 1);
     assert!((1_500..=2_000).contains(&next_at.as_millis()));
     assert_eq!(conn.stats().reconnects, 1);
+    assert_eq!(conn.last_error(), Some("socket closed (1006): test"));
 }
 
 #[test]

@@ -102,6 +102,7 @@ pub struct Connection {
     frames_in: u64,
     frames_out: u64,
     last_rtt: Option<Duration>,
+    last_error: Option<String>,
 }
 
 impl Connection {
@@ -137,6 +138,7 @@ impl Connection {
             frames_in: 0,
             frames_out: 0,
             last_rtt: None,
+            last_error: None,
         }
     }
 
@@ -155,6 +157,11 @@ impl Connection {
     /// The room set: rooms joined and re-joined after every new session.
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
         self.rooms.iter().map(String::as_str)
+    }
+
+    /// What made the link fail last (e.g. `socket closed (1006): …`), if it ever failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 
     /// Whether send `id` is still in the outbox (queued or awaiting its ack).
@@ -746,6 +753,7 @@ impl Connection {
     fn fail(&mut self, now: Instant, failure: Failure) {
         let was_connected = self.state.is_connected();
         self.drop_link(&failure.message);
+        self.last_error = Some(failure.message.clone());
         if was_connected {
             self.reconnects += 1;
             if now.saturating_duration_since(self.connected_at) >= self.config.stable_after {

@@ -1,0 +1,400 @@
+//! [`Client`]: the cloneable handle applications hold — commands, listeners, state and stats.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::ClientConfig;
+use super::driver::{self, Command};
+use crate::core::{Connection, ConnectionState, Instant, SendId, Stats};
+use crate::error::{AckError, ClientError, SendError};
+use crate::events::{
+    dispatch, ClientEvent, ListenerId, Registry, ServerEvent, SharedRegistry, Topic,
+};
+
+/// A server event as listeners of every event see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The event name.
+    pub event: String,
+    /// The payload.
+    pub data: Value,
+    /// The per-session sequence number.
+    pub seq: u64,
+}
+
+/// Something the client tells the application besides server events and state changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A send was acknowledged (`Ok`, with the ack's data) or failed.
+    Ack {
+        /// The send.
+        id: SendId,
+        /// Its outcome.
+        result: Result<Option<Value>, AckError>,
+    },
+    /// A problem that did not stop the connection.
+    Error(ClientError),
+    /// The session was resumed; `missed` events are replayed.
+    Resumed {
+        /// How many.
+        missed: u64,
+    },
+    /// The session could not be resumed: refetch what you show.
+    ResumeFailed,
+}
+
+/// One state change, with what a UI needs to show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    /// The state left.
+    pub from: ConnectionState,
+    /// The state entered.
+    pub to: ConnectionState,
+    /// How long until the next retry, when reconnecting with a timer.
+    pub retry_in: Option<Duration>,
+    /// Why: the failure that caused a `reconnecting`, or the reason of a `disconnected`.
+    pub reason: Option<String>,
+}
+
+/// Why a [`Client::request`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The send was not taken.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The server rejected it, or its ack did not arrive in time.
+    #[error(transparent)]
+    Ack(#[from] AckError),
+    /// The client was shut down before the ack arrived.
+    #[error("the client shut down before the ack arrived")]
+    Closed,
+}
+
+pub(crate) type Listener = Arc<dyn Fn(&Message) + Send + Sync>;
+pub(crate) type NoticeListener = Arc<dyn Fn(&Notice) + Send + Sync>;
+type AckSender = oneshot::Sender<Result<Option<Value>, AckError>>;
+
+/// State shared by the handles and the driver task.
+pub(crate) struct Shared {
+    conn: Mutex<Connection>,
+    origin: tokio::time::Instant,
+    pub(crate) listeners: Mutex<Registry<Listener>>,
+    pub(crate) notices: Mutex<Registry<NoticeListener>>,
+    state_subscribers: Mutex<Vec<mpsc::UnboundedSender<StateChange>>>,
+    pending: Mutex<HashMap<SendId, AckSender>>,
+    request_timeout: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking listener never runs under these locks, so a poisoned one is still consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_millis(self.origin.elapsed().as_millis() as u64)
+    }
+
+    pub(crate) fn deadline(&self, at: Instant) -> tokio::time::Instant {
+        self.origin + Duration::from_millis(at.as_millis())
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.conn)
+    }
+
+    pub(crate) fn publish_state(&self, change: StateChange) {
+        lock(&self.state_subscribers).retain(|tx| tx.send(change.clone()).is_ok());
+    }
+
+    pub(crate) fn settle(&self, id: SendId, result: &Result<Option<Value>, AckError>) {
+        if let Some(tx) = lock(&self.pending).remove(&id) {
+            let _ = tx.send(result.clone());
+        }
+    }
+
+    /// Calls every listener of `message.event`; a panicking listener is logged and skipped.
+    pub(crate) fn dispatch_message(&self, message: &Message) {
+        dispatch(&self.listeners, &message.event, |listener| {
+            if catch_unwind(AssertUnwindSafe(|| listener(message))).is_err() {
+                tracing::error!(event = %message.event, "a sockline listener panicked");
+            }
+        });
+    }
+
+    pub(crate) fn dispatch_notice(&self, notice: &Notice) {
+        dispatch(&self.notices, "", |listener| {
+            if catch_unwind(AssertUnwindSafe(|| listener(notice))).is_err() {
+                tracing::error!("a sockline notice listener panicked");
+            }
+        });
+    }
+}
+
+/// The native client: a cheap, cloneable handle to one reconnecting connection driven by a
+/// tokio task. Dropping the last handle closes the socket with 1000 and ends the task.
+///
+/// ```no_run
+/// use sockline::events::NewNotification;
+/// use sockline::native::{Client, ClientConfig};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::connect(ClientConfig::new("ws://127.0.0.1:8080/ws").token("…"));
+/// let _guard = client.on::<NewNotification>(|n| println!("{}: {}", n.id, n.title));
+/// client.join("chat:7");
+/// client.send("message", serde_json::json!({"chat_id": "7", "text": "hi"}))?;
+/// let count = client.request("get_unread_count", serde_json::json!({})).await?;
+/// println!("unread: {count:?}");
+/// client.disconnect().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+const _: () = {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    let _ = assert_traits::<Client>;
+};
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts the driver task and connecting. Must be called within a tokio runtime (like
+    /// `tokio::spawn`). Rooms from the config are joined on every new session.
+    pub fn connect(config: ClientConfig) -> Client {
+        let origin = tokio::time::Instant::now();
+        let mut conn = Connection::new(config.connection.clone(), Instant::ZERO);
+        for room in &config.rooms {
+            conn.join(Instant::ZERO, room);
+        }
+        conn.connect(Instant::ZERO);
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(conn),
+            origin,
+            listeners: Mutex::default(),
+            notices: Mutex::default(),
+            state_subscribers: Mutex::default(),
+            pending: Mutex::default(),
+            request_timeout: config.request_timeout,
+        });
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(driver::run(shared.clone(), receiver, config.token));
+        Client { shared, commands }
+    }
+
+    fn wake(&self) {
+        let _ = self.commands.send(Command::Wake);
+    }
+
+    /// Joins `room` now if connected, and after every new session.
+    pub fn join(&self, room: &str) {
+        let now = self.shared.now();
+        self.shared.conn().join(now, room);
+        self.wake();
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) {
+        let now = self.shared.now();
+        self.shared.conn().leave(now, room);
+        self.wake();
+    }
+
+    /// Queues `event` with `data`; it goes out when connected and stays queued until acked.
+    /// The ack arrives as [`Notice::Ack`].
+    pub fn send(&self, event: &str, data: impl Serialize) -> Result<SendId, SendError> {
+        let data = serde_json::to_value(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let now = self.shared.now();
+        let id = self.shared.conn().send(now, event, &data)?;
+        self.wake();
+        Ok(id)
+    }
+
+    /// Sends a typed catalogue event.
+    pub fn send_event<E: ClientEvent>(&self, event: &E) -> Result<SendId, SendError> {
+        self.send(E::NAME, event)
+    }
+
+    /// Sends `event` and waits for its ack: `Ok(data)` on `ok: true`, an error on `ok: false`
+    /// or when no ack arrives within the request timeout.
+    pub async fn request(
+        &self,
+        event: &str,
+        data: impl Serialize,
+    ) -> Result<Option<Value>, RequestError> {
+        let data = serde_json::to_value(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let now = self.shared.now();
+            let mut conn = self.shared.conn();
+            let id = conn.request(now, event, &data, self.shared.request_timeout)?;
+            // Registered while the connection is locked: the ack cannot be handled before this.
+            lock(&self.shared.pending).insert(id, tx);
+        }
+        self.wake();
+        match rx.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(RequestError::Closed),
+        }
+    }
+
+    /// Calls `listener` with every `E` the server sends, decoded; a payload that does not decode
+    /// as `E` is logged and skipped. Dropping the guard unsubscribes.
+    #[must_use = "dropping the guard unsubscribes at once"]
+    pub fn on<E: ServerEvent + 'static>(
+        &self,
+        listener: impl Fn(E) + Send + Sync + 'static,
+    ) -> ListenerGuard {
+        self.on_event(E::NAME, move |data| match E::from_data(data) {
+            Ok(event) => listener(event),
+            Err(error) => tracing::warn!(event = E::NAME, %error, "payload did not decode"),
+        })
+    }
+
+    /// Calls `listener` with the payload of every event named `name`.
+    #[must_use = "dropping the guard unsubscribes at once"]
+    pub fn on_event(
+        &self,
+        name: &str,
+        listener: impl Fn(&Value) + Send + Sync + 'static,
+    ) -> ListenerGuard {
+        let listener: Listener = Arc::new(move |m: &Message| listener(&m.data));
+        let id = self
+            .shared
+            .listeners
+            .with(|r| r.add(Topic::Named(name.to_owned()), listener));
+        ListenerGuard {
+            shared: self.shared.clone(),
+            id,
+            notice: false,
+            keep: false,
+        }
+    }
+
+    /// Calls `listener` with every server event.
+    #[must_use = "dropping the guard unsubscribes at once"]
+    pub fn on_any(&self, listener: impl Fn(&Message) + Send + Sync + 'static) -> ListenerGuard {
+        let id = self
+            .shared
+            .listeners
+            .with(|r| r.add(Topic::Any, Arc::new(listener) as Listener));
+        ListenerGuard {
+            shared: self.shared.clone(),
+            id,
+            notice: false,
+            keep: false,
+        }
+    }
+
+    /// Calls `listener` with every [`Notice`]: acks, errors, resumes.
+    #[must_use = "dropping the guard unsubscribes at once"]
+    pub fn on_notice(&self, listener: impl Fn(&Notice) + Send + Sync + 'static) -> ListenerGuard {
+        let id = self
+            .shared
+            .notices
+            .with(|r| r.add(Topic::Any, Arc::new(listener) as NoticeListener));
+        ListenerGuard {
+            shared: self.shared.clone(),
+            id,
+            notice: true,
+            keep: false,
+        }
+    }
+
+    /// A stream of every state change from now on.
+    pub fn states(&self) -> StateStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.shared.state_subscribers).push(tx);
+        StateStream { rx }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ConnectionState {
+        self.shared.conn().state().clone()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.conn().stats()
+    }
+
+    /// Connects again after a `disconnected` (any reason), with the backoff reset.
+    pub fn reconnect(&self) {
+        let now = self.shared.now();
+        self.shared.conn().connect(now);
+        self.wake();
+    }
+
+    /// Closes the socket with 1000 and stays `disconnected` until [`reconnect`](Self::reconnect).
+    /// Returns once the close has been handed to the socket.
+    pub async fn disconnect(&self) {
+        let now = self.shared.now();
+        self.shared.conn().disconnect(now);
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Unsubscribes its listener when dropped.
+#[must_use = "dropping the guard unsubscribes at once"]
+pub struct ListenerGuard {
+    shared: Arc<Shared>,
+    id: ListenerId,
+    notice: bool,
+    keep: bool,
+}
+
+impl ListenerGuard {
+    /// Keeps the listener for the client's whole life.
+    pub fn forget(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if self.notice {
+            self.shared.notices.with(|r| r.remove(self.id));
+        } else {
+            self.shared.listeners.with(|r| r.remove(self.id));
+        }
+    }
+}
+
+/// The stream returned by [`Client::states`].
+pub struct StateStream {
+    rx: mpsc::UnboundedReceiver<StateChange>,
+}
+
+impl Stream for StateStream {
+    type Item = StateChange;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StateChange>> {
+        self.rx.poll_recv(cx)
+    }
+}

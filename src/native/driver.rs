@@ -1,0 +1,286 @@
+//! The driver task: owns the socket, runs the four beats (wait for one thing, feed it with
+//! `now`, drain actions and events, re-arm the single timer) until the last handle is dropped.
+//!
+//! The [`Connection`](crate::core::Connection) sits behind a mutex shared with the handles so
+//! that `send()` can return its synchronous `Result` (a full outbox) without an async round
+//! trip; handles lock it only for the call and then wake this task, which does all the I/O.
+
+use std::future::pending;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::client::{Message, Notice, Shared, StateChange};
+use super::config::{TokenFuture, TokenSource};
+use crate::core::{Action, ConnectionState, Event, Input, RequestId, SocketId, Transport};
+
+type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type OpenFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<WsStream, String>> + Send>>;
+
+/// What a handle asks of the task.
+pub(crate) enum Command {
+    /// The connection changed under the lock: drain it.
+    Wake,
+    /// Drain, then answer (used by `disconnect().await`).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The open socket: frames are read here, written by a per-socket writer task.
+struct OpenSocket {
+    id: SocketId,
+    reader: futures::stream::SplitStream<WsStream>,
+    writer: mpsc::UnboundedSender<WsMessage>,
+}
+
+/// Everything the loop waits on besides commands and the timer.
+#[derive(Default)]
+struct Io {
+    socket: Option<OpenSocket>,
+    opening: Option<(SocketId, OpenFuture)>,
+    token: Option<(RequestId, TokenFuture)>,
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    token: TokenSource,
+) {
+    let mut io = Io::default();
+    let max_frame = shared.conn().config().max_frame_bytes;
+    loop {
+        let deadline = beat(&shared, &mut io, &token, max_frame);
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => pending().await,
+            }
+        };
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Wake) => {}
+                Some(Command::Flush(done)) => {
+                    beat(&shared, &mut io, &token, max_frame);
+                    let _ = done.send(());
+                }
+                None => {
+                    // The last handle is gone: close with 1000 and stop.
+                    let now = shared.now();
+                    shared.conn().disconnect(now);
+                    beat(&shared, &mut io, &token, max_frame);
+                    return;
+                }
+            },
+            (socket, transport) = next_frame(&mut io.socket) => {
+                if matches!(transport, Transport::Closed { .. } | Transport::Error(_)) {
+                    io.socket = None;
+                }
+                let now = shared.now();
+                shared.conn().handle_input(now, Input::Transport(socket, transport));
+            }
+            (socket, opened) = open(&mut io.opening) => {
+                io.opening = None;
+                let now = shared.now();
+                match opened {
+                    Ok(stream) => {
+                        let (sink, reader) = stream.split();
+                        let writer = spawn_writer(sink);
+                        io.socket = Some(OpenSocket { id: socket, reader, writer });
+                        shared.conn().handle_input(now, Input::Transport(socket, Transport::Opened));
+                    }
+                    Err(error) => {
+                        shared.conn().handle_input(now, Input::Transport(socket, Transport::Error(error)));
+                    }
+                }
+            }
+            (request, result) = fetch_token(&mut io.token) => {
+                io.token = None;
+                let now = shared.now();
+                shared.conn().handle_input(now, Input::TokenFetched(request, result));
+            }
+            () = sleep => {
+                let now = shared.now();
+                shared.conn().handle_input(now, Input::Timeout);
+            }
+        }
+    }
+}
+
+/// Drains actions (performing them) and events (dispatching them) until both are empty, then
+/// returns the next deadline.
+fn beat(
+    shared: &Shared,
+    io: &mut Io,
+    token: &TokenSource,
+    max_frame: usize,
+) -> Option<tokio::time::Instant> {
+    loop {
+        let (actions, events, now, last_error) = {
+            let mut conn = shared.conn();
+            let actions: Vec<Action> = std::iter::from_fn(|| conn.poll_action()).collect();
+            let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
+            let last_error = conn.last_error().map(str::to_owned);
+            (actions, events, shared.now(), last_error)
+        };
+        if actions.is_empty() && events.is_empty() {
+            return shared.conn().poll_timeout().map(|at| shared.deadline(at));
+        }
+        for action in actions {
+            perform(shared, io, token, max_frame, action);
+        }
+        for event in events {
+            deliver(shared, event, now, last_error.as_deref());
+        }
+    }
+}
+
+fn perform(shared: &Shared, io: &mut Io, token: &TokenSource, max_frame: usize, action: Action) {
+    match action {
+        Action::FetchToken { request } => match token {
+            TokenSource::Static(token) => {
+                let now = shared.now();
+                shared
+                    .conn()
+                    .handle_input(now, Input::TokenFetched(request, Ok(token.clone())));
+            }
+            TokenSource::Provider(provider) => io.token = Some((request, provider())),
+        },
+        Action::OpenSocket { socket, url } => {
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(max_frame))
+                .max_frame_size(Some(max_frame));
+            let future = async move {
+                tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+                    .await
+                    .map(|(stream, _response)| stream)
+                    .map_err(|e| e.to_string())
+            };
+            io.opening = Some((socket, Box::pin(future)));
+        }
+        Action::SendFrame { socket, text } => {
+            if let Some(open) = io.socket.as_ref().filter(|s| s.id == socket) {
+                let _ = open.writer.send(WsMessage::text(text));
+            }
+        }
+        Action::CloseSocket {
+            socket,
+            code,
+            reason,
+        } => {
+            if io.opening.as_ref().is_some_and(|(id, _)| *id == socket) {
+                io.opening = None;
+            }
+            if let Some(open) = io.socket.take_if(|s| s.id == socket) {
+                let frame = CloseFrame {
+                    code: WsCloseCode::from(code),
+                    reason: reason.into(),
+                };
+                let _ = open.writer.send(WsMessage::Close(Some(frame)));
+            }
+        }
+    }
+}
+
+fn deliver(shared: &Shared, event: Event, now: crate::core::Instant, last_error: Option<&str>) {
+    match event {
+        Event::StateChanged { from, to } => {
+            let (retry_in, reason) = match &to {
+                ConnectionState::Reconnecting { next_at, .. } => (
+                    next_at.map(|at| at.saturating_duration_since(now)),
+                    last_error.map(str::to_owned),
+                ),
+                ConnectionState::Disconnected { reason } => (None, Some(reason.to_string())),
+                _ => (None, None),
+            };
+            tracing::debug!(from = from.name(), to = to.name(), ?reason, "state");
+            shared.publish_state(StateChange {
+                from,
+                to,
+                retry_in,
+                reason,
+            });
+        }
+        Event::Message { event, data, seq } => {
+            shared.dispatch_message(&Message { event, data, seq });
+        }
+        Event::Ack { id, result } => {
+            shared.settle(id, &result);
+            shared.dispatch_notice(&Notice::Ack { id, result });
+        }
+        Event::Error(error) => {
+            tracing::warn!(%error, "sockline");
+            shared.dispatch_notice(&Notice::Error(error));
+        }
+        Event::Resumed { missed } => shared.dispatch_notice(&Notice::Resumed { missed }),
+        Event::ResumeFailed => shared.dispatch_notice(&Notice::ResumeFailed),
+    }
+}
+
+fn spawn_writer(
+    mut sink: futures::stream::SplitSink<WsStream, WsMessage>,
+) -> mpsc::UnboundedSender<WsMessage> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<WsMessage>();
+    tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let closing = matches!(message, WsMessage::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    tx
+}
+
+async fn next_frame(socket: &mut Option<OpenSocket>) -> (SocketId, Transport) {
+    let Some(open) = socket else {
+        return pending().await;
+    };
+    loop {
+        let transport = match open.reader.next().await {
+            Some(Ok(WsMessage::Text(text))) => Transport::Frame(text.to_string()),
+            Some(Ok(WsMessage::Close(frame))) => match frame {
+                Some(frame) => Transport::Closed {
+                    code: frame.code.into(),
+                    reason: frame.reason.to_string(),
+                },
+                None => Transport::Closed {
+                    code: 1005,
+                    reason: String::new(),
+                },
+            },
+            Some(Ok(WsMessage::Binary(_))) => Transport::Frame(String::new()),
+            Some(Ok(_)) => continue, // ping/pong frames are handled by tungstenite
+            Some(Err(error)) => Transport::Error(error.to_string()),
+            None => Transport::Closed {
+                code: 1006,
+                reason: "connection dropped".into(),
+            },
+        };
+        return (open.id, transport);
+    }
+}
+
+async fn open(
+    opening: &mut Option<(SocketId, OpenFuture)>,
+) -> (SocketId, Result<WsStream, String>) {
+    match opening {
+        Some((socket, future)) => (*socket, future.await),
+        None => pending().await,
+    }
+}
+
+async fn fetch_token(
+    token: &mut Option<(RequestId, TokenFuture)>,
+) -> (RequestId, Result<String, String>) {
+    match token {
+        Some((request, future)) => (*request, future.await),
+        None => pending().await,
+    }
+}
