@@ -2,3 +2,6 @@
 #![warn(missing_docs)]
 
 pub mod protocol;
+
+#[cfg(feature = "server")]
+pub mod server;

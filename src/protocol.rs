@@ -280,8 +280,14 @@ mod tests {
             send.encode(),
             r#"{"type":"send","id":17,"event":"message","data":{"text":"hi"}}"#
         );
-        assert_eq!(ClientFrame::Ack { seq: 42 }.encode(), r#"{"type":"ack","seq":42}"#);
-        assert_eq!(ClientFrame::Pong { t: 5 }.encode(), r#"{"type":"pong","t":5}"#);
+        assert_eq!(
+            ClientFrame::Ack { seq: 42 }.encode(),
+            r#"{"type":"ack","seq":42}"#
+        );
+        assert_eq!(
+            ClientFrame::Pong { t: 5 }.encode(),
+            r#"{"type":"pong","t":5}"#
+        );
     }
 
     #[test]
@@ -323,7 +329,10 @@ mod tests {
                 Err(DecodeError::Invalid(_))
             ));
         }
-        let big = format!(r#"{{"type":"ping","t":1,"x":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
+        let big = format!(
+            r#"{{"type":"ping","t":1,"x":"{}"}}"#,
+            "a".repeat(MAX_FRAME_BYTES)
+        );
         assert!(matches!(
             ServerFrame::decode(&big, MAX_FRAME_BYTES),
             Err(DecodeError::TooLarge { .. })
