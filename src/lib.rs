@@ -13,6 +13,8 @@ pub mod protocol;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(all(feature = "server", not(target_arch = "wasm32")))]
+pub mod server;
 
 pub use config::ConnectionConfig;
 pub use error::{AckError, ClientError, SendError};
