@@ -1,0 +1,226 @@
+//! `sockline-cli`: a JSON-lines client for harnesses and for poking a server by hand.
+//!
+//! stdout, one JSON object per line: `state` on every state change, `event` for every server
+//! event, `ack` for every send's outcome, `error` for problems (bad stdin lines included).
+//! stdin, one JSON object per line: `{"event":"message","data":{…}}` is sent (queued while not
+//! connected). On stdin EOF it waits for every send's ack (or `--drain-timeout-ms`), disconnects
+//! and exits 0, or 1 if sends were left unacked. When the client gives up (retries exhausted,
+//! token rejected, refused) it exits 2 with the reason on stderr.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sockline::core::{Backoff, ConnectionState};
+use sockline::native::{Client, ClientConfig, Notice, StateChange};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A JSON-lines sockline client.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The server's WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
+    #[arg(long)]
+    url: String,
+    /// The token sent in the `auth` frame.
+    #[arg(long, env = "SOCKLINE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// A room to join (repeatable).
+    #[arg(long = "join", value_name = "ROOM")]
+    rooms: Vec<String>,
+    /// The first retry's base delay.
+    #[arg(long, default_value_t = 1_000)]
+    backoff_initial_ms: u64,
+    /// The cap on any retry delay.
+    #[arg(long, default_value_t = 30_000)]
+    backoff_max_ms: u64,
+    /// Retries before giving up.
+    #[arg(long, default_value_t = 5)]
+    max_retries: u32,
+    /// Silence allowed beyond the server's heartbeat before the link counts as dead.
+    #[arg(long, default_value_t = 10_000)]
+    heartbeat_grace_ms: u64,
+    /// How long to wait for outstanding acks after stdin ends.
+    #[arg(long, default_value_t = 10_000)]
+    drain_timeout_ms: u64,
+}
+
+/// Writes one JSON line to stdout (locked, so lines never interleave).
+fn emit(line: Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn state_line(change: &StateChange) -> Value {
+    let mut line = json!({ "type": "state", "state": change.to.name() });
+    if let ConnectionState::Connecting { attempt }
+    | ConnectionState::Authenticating { attempt }
+    | ConnectionState::Reconnecting { attempt, .. } = &change.to
+    {
+        line["attempt"] = json!(attempt);
+    }
+    if let Some(delay) = change.retry_in {
+        line["delay_ms"] = json!(delay.as_millis() as u64);
+    }
+    if let Some(reason) = &change.reason {
+        line["reason"] = json!(reason);
+    }
+    if let ConnectionState::Connected { session } = &change.to {
+        line["session"] = json!(session);
+    }
+    line
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = ClientConfig::new(&args.url)
+        .token(&args.token)
+        .backoff(Backoff {
+            initial: Duration::from_millis(args.backoff_initial_ms),
+            max: Duration::from_millis(args.backoff_max_ms),
+            max_retries: args.max_retries,
+            ..Backoff::default()
+        })
+        .heartbeat_grace(Duration::from_millis(args.heartbeat_grace_ms));
+    for room in &args.rooms {
+        config = config.room(room);
+    }
+
+    // Subscribe before anything can happen: the first state change is not missed.
+    let client = Client::connect(config);
+    let mut states = client.states();
+    let unacked: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+    let _events = client.on_any(|m| {
+        emit(json!({"type": "event", "event": m.event, "seq": m.seq, "data": m.data}));
+    });
+    let settled = unacked.clone();
+    let _notices = client.on_notice(move |notice| match notice {
+        Notice::Ack { id, result } => {
+            settled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id.0);
+            match result {
+                Ok(data) => {
+                    let mut line = json!({"type": "ack", "id": id.0, "ok": true});
+                    if let Some(data) = data {
+                        line["data"] = data.clone();
+                    }
+                    emit(line);
+                }
+                Err(error) => emit(json!({
+                    "type": "ack", "id": id.0, "ok": false,
+                    "error": {"code": error.code(), "message": error.to_string()},
+                })),
+            }
+        }
+        Notice::Error(error) => {
+            emit(json!({"type": "error", "code": error.code(), "message": error.to_string()}));
+        }
+        Notice::Resumed { missed } => emit(json!({"type": "resumed", "missed": missed})),
+        Notice::ResumeFailed => emit(json!({"type": "resume_failed"})),
+    });
+
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            change = states.next() => {
+                let Some(change) = change else { return ExitCode::from(2) };
+                emit(state_line(&change));
+                if let ConnectionState::Disconnected { reason } = &change.to {
+                    eprintln!("sockline-cli: gave up: {reason}");
+                    return ExitCode::from(2);
+                }
+            }
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => send_line(&client, &unacked, &line),
+                Ok(None) => stdin_open = false,
+                Err(error) => {
+                    emit(json!({"type": "error", "code": "stdin", "message": error.to_string()}));
+                    stdin_open = false;
+                }
+            },
+        }
+        if !stdin_open {
+            break;
+        }
+    }
+
+    // stdin ended: drain the outbox, then leave.
+    let drain = tokio::time::sleep(Duration::from_millis(args.drain_timeout_ms));
+    tokio::pin!(drain);
+    loop {
+        if unacked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            break;
+        }
+        tokio::select! {
+            change = states.next() => {
+                let Some(change) = change else { break };
+                emit(state_line(&change));
+                if let ConnectionState::Disconnected { reason } = &change.to {
+                    eprintln!("sockline-cli: gave up: {reason}");
+                    return ExitCode::from(2);
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = &mut drain => break,
+        }
+    }
+    let left = unacked.lock().unwrap_or_else(|p| p.into_inner()).len();
+    client.disconnect().await;
+    while let Some(Some(change)) = futures::FutureExt::now_or_never(states.next()) {
+        emit(state_line(&change));
+    }
+    if left > 0 {
+        eprintln!("sockline-cli: {left} send(s) left unacked after the drain timeout");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn send_line(client: &Client, unacked: &Mutex<BTreeSet<u64>>, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    let parsed: Result<Value, _> = serde_json::from_str(line);
+    let (event, data) = match parsed {
+        Ok(Value::Object(mut map)) => match map.remove("event") {
+            Some(Value::String(event)) => (event, map.remove("data").unwrap_or(Value::Null)),
+            _ => {
+                emit(json!({"type": "error", "code": "bad_line", "message": "missing string field `event`", "line": line}));
+                return;
+            }
+        },
+        Ok(_) => {
+            emit(json!({"type": "error", "code": "bad_line", "message": "expected a JSON object", "line": line}));
+            return;
+        }
+        Err(error) => {
+            emit(json!({"type": "error", "code": "bad_line", "message": error.to_string(), "line": line}));
+            return;
+        }
+    };
+    // Hold the set while sending so the ack cannot be handled before the id is recorded.
+    let mut pending = unacked.lock().unwrap_or_else(|p| p.into_inner());
+    match client.send(&event, data) {
+        Ok(id) => {
+            pending.insert(id.0);
+        }
+        Err(error) => emit(json!({"type": "error", "code": error.code(), "message": error.to_string(), "line": line})),
+    }
+}
