@@ -645,15 +645,22 @@ async fn sends_over_the_rate_limit_are_refused_not_processed() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(ok, 10, "burst is twice the rate");
-    assert_eq!(limited, vec![11, 12]);
-    assert_eq!(errors, 2);
+    // The burst is twice the rate; a slow machine may refill a token while the sends go out.
+    assert!((10..12).contains(&ok), "{ok} processed");
+    assert_eq!(errors, limited.len());
+    let first_limited = limited[0];
+    assert!(first_limited > 10);
     // Not remembered as processed: a resend after a refill is processed.
     tokio::time::sleep(Duration::from_millis(250)).await;
-    a.send_event(11, "get_unread_count", json!({})).await;
-    let (ok, data, _) = ack_parts(a.recv_ack(11).await);
+    a.send_event(first_limited, "get_unread_count", json!({}))
+        .await;
+    let (ok, data, _) = ack_parts(a.recv_ack(first_limited).await);
     assert!(ok);
-    assert_eq!(data, Some(json!({"count": 0})));
+    if limited.last() == Some(&12) {
+        // Nothing after it was processed, so the resend is new work (it answers with data);
+        // had a later id gone through, the highest-id rule would answer it as a repeat.
+        assert_eq!(data, Some(json!({"count": 0})));
+    }
     server.shutdown().await;
 }
 
@@ -680,6 +687,33 @@ async fn a_disallowed_origin_gets_403_before_the_upgrade() {
         "native clients send no Origin"
     );
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_static_dir_is_served_with_an_spa_fallback() {
+    let dir = std::env::temp_dir().join(format!("sockline-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>demo</h1>").unwrap();
+    std::fs::write(dir.join("app.js"), "console.log(1)").unwrap();
+    let config = ServerConfig {
+        static_dir: Some(dir.clone()),
+        ..ServerConfig::for_tests()
+    };
+    let server = start_server(config).await;
+    let addr = server.local_addr();
+    assert_eq!(http_get(addr, "/").await, (200, json!("<h1>demo</h1>")));
+    assert_eq!(
+        http_get(addr, "/app.js").await,
+        (200, json!("console.log(1)"))
+    );
+    assert_eq!(
+        http_get(addr, "/chats/7").await,
+        (200, json!("<h1>demo</h1>"))
+    );
+    assert_eq!(http_get(addr, "/health").await.1["status"], "ok");
+    WsClient::authed(addr, "u1").await;
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
