@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::auth;
 use super::clock::now_ms;
@@ -51,7 +51,7 @@ enum Flow {
 
 /// Runs one socket to its end.
 pub(crate) async fn run(mut ws: WebSocket, mut ctx: ConnContext) {
-    debug!(conn = %ctx.id, peer = %ctx.peer, "socket opened");
+    info!(conn = %ctx.id, peer = %ctx.peer, "socket opened");
     let Some((token, resume)) = await_auth(&mut ws, &mut ctx).await else {
         return;
     };
