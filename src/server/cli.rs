@@ -45,7 +45,7 @@ pub struct Args {
     /// Sends per second per socket (token bucket; burst is twice this; 0 disables).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub rate_limit: u32,
-    /// Browser origin allowed to open /ws (repeatable); with none, any origin is accepted.
+    /// Browser origin allowed to open /ws (repeatable); requests without Origin always pass [default: none, so any origin is accepted].
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
     /// Directory served at / (unknown paths fall back to its index.html) [default: none].
@@ -57,7 +57,7 @@ pub struct Args {
     /// Milliseconds buffered events and disconnected sessions are kept for resume.
     #[arg(long, value_name = "MS", default_value_t = 120000)]
     pub replay_age_ms: u64,
-    /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key`.
+    /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key` [default: off].
     #[arg(long)]
     pub dev: bool,
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::auth;
 use super::clock::now_ms;
@@ -24,8 +24,12 @@ use super::session::ConnId;
 use super::{Mode, ServerConfig};
 use crate::protocol::{ClientFrame, CloseCode, ErrorBody, ResumePoint, ServerFrame};
 
-/// How long a write, or the wait for the peer's close reply, may take.
+/// How long a write may stall before the peer is given up on.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for the peer's close reply after sending a close frame. Reading until then
+/// keeps unread input from turning our TCP close into a reset; a peer that does not answer
+/// has still received the close frame.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// What a socket task needs from the server.
 pub(crate) struct ConnContext {
@@ -47,7 +51,7 @@ enum Flow {
 
 /// Runs one socket to its end.
 pub(crate) async fn run(mut ws: WebSocket, mut ctx: ConnContext) {
-    debug!(conn = %ctx.id, peer = %ctx.peer, "socket opened");
+    info!(conn = %ctx.id, peer = %ctx.peer, "socket opened");
     let Some((token, resume)) = await_auth(&mut ws, &mut ctx).await else {
         return;
     };
@@ -341,7 +345,7 @@ async fn close(ws: &mut WebSocket, code: CloseCode, reason: &str) {
     if !matches!(sent, Ok(Ok(()))) {
         return;
     }
-    let _ = timeout(IO_TIMEOUT, async {
+    let _ = timeout(CLOSE_WAIT, async {
         while let Some(Ok(_)) = ws.recv().await {}
     })
     .await;

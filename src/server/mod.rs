@@ -123,7 +123,8 @@ pub(crate) struct Shared {
 pub(crate) type AppState = Arc<Shared>;
 
 /// A server started by [`start`]. Dropping it without [`shutdown`](Self::shutdown) or
-/// [`abort`](Self::abort) leaves it running until the runtime ends.
+/// [`abort`](Self::abort) starts the same graceful stop in the background (every socket closed
+/// with 1001) without waiting for it.
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
