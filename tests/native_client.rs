@@ -2,9 +2,9 @@
 //! backoff, dead links through a silent proxy, and "nothing lost, nothing doubled" under resets.
 #![cfg(feature = "server")]
 
-mod support;
 #[path = "support/proxy.rs"]
 mod proxy;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -101,7 +101,10 @@ async fn typed_events_reach_typed_listeners_and_a_dropped_guard_stops_delivery()
         json!({"user": "alice", "event": "new_notification", "data": data}),
     )
     .await;
-    let got = timeout(Duration::from_secs(3), typed.recv()).await.unwrap().unwrap();
+    let got = timeout(Duration::from_secs(3), typed.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         got,
         NewNotification {
@@ -121,8 +124,15 @@ async fn typed_events_reach_typed_listeners_and_a_dropped_guard_stops_delivery()
     while *by_name.lock().unwrap() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(*by_name.lock().unwrap(), 2, "the by-name listener heard both");
-    assert!(typed.try_recv().is_err(), "the dropped guard heard nothing more");
+    assert_eq!(
+        *by_name.lock().unwrap(),
+        2,
+        "the by-name listener heard both"
+    );
+    assert!(
+        typed.try_recv().is_err(),
+        "the dropped guard heard nothing more"
+    );
     client.disconnect().await;
     server.shutdown().await;
 }
@@ -193,7 +203,10 @@ async fn server_restart_reconnects_on_the_backoff_schedule_and_rejoins_rooms() {
     bob.request("message", json!({"chat_id": "1", "text": "welcome back"}))
         .await
         .unwrap();
-    let text = timeout(Duration::from_secs(3), got.recv()).await.unwrap().unwrap();
+    let text = timeout(Duration::from_secs(3), got.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(text, "welcome back");
     restarted.unwrap().shutdown().await;
 }
@@ -203,7 +216,8 @@ async fn a_server_gone_for_good_gets_five_retries_then_retries_exhausted() {
     let server = start_server(test_server_config()).await;
     let addr = server.local_addr();
     server.abort();
-    let client = Client::connect(client_config(&ws_url(addr), "alice").backoff(fast_backoff(20, 5)));
+    let client =
+        Client::connect(client_config(&ws_url(addr), "alice").backoff(fast_backoff(20, 5)));
     let mut states = client.states();
     let seen = until_state(&mut states, "disconnected", Duration::from_secs(10)).await;
     let retries: Vec<u32> = seen
@@ -335,11 +349,16 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     assert_eq!(*failures.lock().unwrap(), []);
-    let acks = acks.lock().unwrap();
+    let acks = acks.lock().unwrap().clone();
     assert_eq!(acks.keys().copied().collect::<BTreeSet<_>>(), ids);
     assert!(acks.values().all(|n| *n == 1), "an ack arrived twice");
-    let received = received.lock().unwrap();
-    assert_eq!(received.len(), SENDS, "bob saw {} distinct messages", received.len());
+    let received = received.lock().unwrap().clone();
+    assert_eq!(
+        received.len(),
+        SENDS,
+        "bob saw {} distinct messages",
+        received.len()
+    );
     let doubled: Vec<_> = received.iter().filter(|(_, n)| **n != 1).collect();
     assert!(doubled.is_empty(), "delivered more than once: {doubled:?}");
     assert!(alice.stats().reconnects >= 3, "{:?}", alice.stats());
@@ -350,7 +369,8 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
 async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_duplicate() {
     let server = start_server(test_server_config()).await;
     let proxy = Proxy::start(server.local_addr()).await;
-    let client = Client::connect(client_config(&proxy.ws_url(), "alice").backoff(fast_backoff(200, 5)));
+    let client =
+        Client::connect(client_config(&proxy.ws_url(), "alice").backoff(fast_backoff(200, 5)));
     let seqs = Arc::new(Mutex::new(Vec::new()));
     let sink = seqs.clone();
     let _events = client.on_any(move |m| sink.lock().unwrap().push((m.seq, m.data["id"].clone())));
@@ -390,14 +410,20 @@ async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let seqs = seqs.lock().unwrap();
+    let seqs = seqs.lock().unwrap().clone();
     let numbers: Vec<u64> = seqs.iter().map(|(s, _)| *s).collect();
     assert_eq!(numbers, (1..=23).collect::<Vec<u64>>(), "gap or duplicate");
-    let ids: Vec<String> = seqs.iter().map(|(_, id)| id.as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = seqs
+        .iter()
+        .map(|(_, id)| id.as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids[3], "during0");
     assert_eq!(ids[22], "during19");
     assert!(
-        notices.lock().unwrap().contains(&Notice::Resumed { missed: 20 }),
+        notices
+            .lock()
+            .unwrap()
+            .contains(&Notice::Resumed { missed: 20 }),
         "{:?}",
         notices.lock().unwrap()
     );
@@ -426,14 +452,20 @@ async fn across_a_graceful_restart_every_send_is_delivered_and_the_app_hears_res
 
     for i in 0..10 {
         alice
-            .send("message", json!({"chat_id": "5", "text": format!("before{i}")}))
+            .send(
+                "message",
+                json!({"chat_id": "5", "text": format!("before{i}")}),
+            )
             .unwrap();
     }
     server.shutdown().await;
     until_state(&mut states, "reconnecting", Duration::from_secs(3)).await;
     for i in 0..10 {
         alice
-            .send("message", json!({"chat_id": "5", "text": format!("during{i}")}))
+            .send(
+                "message",
+                json!({"chat_id": "5", "text": format!("during{i}")}),
+            )
             .unwrap();
     }
     let server = restart_on(addr).await;
@@ -444,7 +476,7 @@ async fn across_a_graceful_restart_every_send_is_delivered_and_the_app_hears_res
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(alice.stats().outbox_depth, 0);
-    let texts = texts.lock().unwrap();
+    let texts = texts.lock().unwrap().clone();
     for i in 0..10 {
         assert!(texts.contains(&format!("during{i}")), "during{i} lost");
         assert!(texts.contains(&format!("before{i}")), "before{i} lost");
@@ -466,11 +498,18 @@ async fn a_full_outbox_refuses_that_send_and_drops_nothing_else() {
     );
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(client.send("message", json!({"chat_id": "1", "text": format!("m{i}")})).unwrap());
+        ids.push(
+            client
+                .send("message", json!({"chat_id": "1", "text": format!("m{i}")}))
+                .unwrap(),
+        );
     }
     assert!(matches!(
         client.send("message", json!({"chat_id": "1", "text": "m5"})),
-        Err(SendError::OutboxFull { max_messages: 5, .. })
+        Err(SendError::OutboxFull {
+            max_messages: 5,
+            ..
+        })
     ));
     assert_eq!(client.stats().outbox_depth, 5);
     let acked = Arc::new(Mutex::new(Vec::new()));
@@ -485,7 +524,7 @@ async fn a_full_outbox_refuses_that_send_and_drops_nothing_else() {
     while acked.lock().unwrap().len() < 5 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let acked = acked.lock().unwrap();
+    let acked = acked.lock().unwrap().clone();
     assert_eq!(
         *acked,
         ids.iter().map(|id| (*id, true)).collect::<Vec<_>>(),

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,12 +77,18 @@ fn state_line(change: &StateChange) -> Value {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
+    let code = run().await;
+    // Exit at once: tokio's stdin reader sits on a blocking thread the runtime would otherwise
+    // wait for until the next line (or EOF) arrives.
+    std::process::exit(code);
+}
+
+async fn run() -> i32 {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let args = Args::parse();
@@ -140,11 +145,11 @@ async fn main() -> ExitCode {
     loop {
         tokio::select! {
             change = states.next() => {
-                let Some(change) = change else { return ExitCode::from(2) };
+                let Some(change) = change else { return 2 };
                 emit(state_line(&change));
                 if let ConnectionState::Disconnected { reason } = &change.to {
                     eprintln!("sockline-cli: gave up: {reason}");
-                    return ExitCode::from(2);
+                    return 2;
                 }
             }
             line = stdin.next_line(), if stdin_open => match line {
@@ -174,7 +179,7 @@ async fn main() -> ExitCode {
                 emit(state_line(&change));
                 if let ConnectionState::Disconnected { reason } = &change.to {
                     eprintln!("sockline-cli: gave up: {reason}");
-                    return ExitCode::from(2);
+                    return 2;
                 }
             }
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -188,9 +193,9 @@ async fn main() -> ExitCode {
     }
     if left > 0 {
         eprintln!("sockline-cli: {left} send(s) left unacked after the drain timeout");
-        return ExitCode::from(1);
+        return 1;
     }
-    ExitCode::SUCCESS
+    0
 }
 
 fn send_line(client: &Client, unacked: &Mutex<BTreeSet<u64>>, line: &str) {
@@ -202,16 +207,22 @@ fn send_line(client: &Client, unacked: &Mutex<BTreeSet<u64>>, line: &str) {
         Ok(Value::Object(mut map)) => match map.remove("event") {
             Some(Value::String(event)) => (event, map.remove("data").unwrap_or(Value::Null)),
             _ => {
-                emit(json!({"type": "error", "code": "bad_line", "message": "missing string field `event`", "line": line}));
+                emit(
+                    json!({"type": "error", "code": "bad_line", "message": "missing string field `event`", "line": line}),
+                );
                 return;
             }
         },
         Ok(_) => {
-            emit(json!({"type": "error", "code": "bad_line", "message": "expected a JSON object", "line": line}));
+            emit(
+                json!({"type": "error", "code": "bad_line", "message": "expected a JSON object", "line": line}),
+            );
             return;
         }
         Err(error) => {
-            emit(json!({"type": "error", "code": "bad_line", "message": error.to_string(), "line": line}));
+            emit(
+                json!({"type": "error", "code": "bad_line", "message": error.to_string(), "line": line}),
+            );
             return;
         }
     };
@@ -221,6 +232,8 @@ fn send_line(client: &Client, unacked: &Mutex<BTreeSet<u64>>, line: &str) {
         Ok(id) => {
             pending.insert(id.0);
         }
-        Err(error) => emit(json!({"type": "error", "code": error.code(), "message": error.to_string(), "line": line})),
+        Err(error) => emit(
+            json!({"type": "error", "code": error.code(), "message": error.to_string(), "line": line}),
+        ),
     }
 }

@@ -1,0 +1,135 @@
+//! Event throughput: server → `sockline::native::Client` → a typed listener, against a bare
+//! tokio-tungstenite loop reading the same frames from the same server, in the same run.
+//!
+//! Run: `cargo run --release --example throughput [EVENTS] [ROUNDS]` (defaults 200000, 5).
+//!
+//! The "server" here is a minimal blaster on 127.0.0.1:0 that answers `auth` and then writes
+//! pre-encoded `event` frames as fast as the socket takes them, so the numbers measure the
+//! client path, not the reference server. Prints events/s for each path (median of the
+//! rounds) and the ratio sockline / bare.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use sockline::events::NewNotification;
+use sockline::native::{Client, ClientConfig};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+const AUTHENTICATED: &str = r#"{"type":"authenticated","user_id":"bench","session":"s","heartbeat_ms":30000,"resumed":false}"#;
+
+fn frames(events: u64) -> Arc<Vec<String>> {
+    Arc::new(
+        (1..=events)
+            .map(|seq| {
+                format!(
+                    r#"{{"type":"event","seq":{seq},"event":"new_notification","data":{{"id":"n{seq}","title":"Build finished","body":"main is green"}},"ts":"2026-11-23T00:00:00Z"}}"#
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Accepts one connection at a time; after `auth`, writes every frame, then drains until close.
+async fn blaster(frames: Arc<Vec<String>>) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut sink, mut stream) = ws.split();
+                let _auth = stream.next().await;
+                // Drain what the client sends (acks, pongs) so it never blocks.
+                tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+                if sink.send(Message::text(AUTHENTICATED)).await.is_err() {
+                    return;
+                }
+                for frame in frames.iter() {
+                    if sink.feed(Message::text(frame.as_str())).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sink.flush().await;
+                // Keep the socket open until the client hangs up.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The bare loop: connect, auth, read frames until `events` event frames arrived.
+async fn bare(addr: std::net::SocketAddr, events: u64) -> Duration {
+    let start = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
+    ws.send(Message::text(r#"{"type":"auth","token":"t"}"#))
+        .await
+        .expect("auth");
+    let mut seen = 0;
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = message {
+            if text.starts_with(r#"{"type":"event""#) {
+                seen += 1;
+                if seen == events {
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let _ = ws.close(None).await;
+    elapsed
+}
+
+/// The same frames through `Client` into a typed `on::<NewNotification>` listener.
+async fn through_sockline(addr: std::net::SocketAddr, events: u64) -> Duration {
+    let start = Instant::now();
+    let client = Client::connect(ClientConfig::new(format!("ws://{addr}/ws")).token("t"));
+    let count = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (c, d) = (count.clone(), done.clone());
+    let _guard = client.on::<NewNotification>(move |n| {
+        std::hint::black_box(n);
+        if c.fetch_add(1, Ordering::Relaxed) + 1 == events {
+            d.notify_one();
+        }
+    });
+    done.notified().await;
+    let elapsed = start.elapsed();
+    client.disconnect().await;
+    elapsed
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let events: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    let addr = blaster(frames(events)).await;
+    // Warm up both paths once.
+    bare(addr, events.min(10_000)).await;
+    through_sockline(addr, events.min(10_000)).await;
+    let (mut bare_rates, mut sockline_rates) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        bare_rates.push(events as f64 / bare(addr, events).await.as_secs_f64());
+        sockline_rates.push(events as f64 / through_sockline(addr, events).await.as_secs_f64());
+    }
+    let (b, s) = (median(bare_rates), median(sockline_rates));
+    println!("events per round: {events}, rounds: {rounds} (median)");
+    println!("bare tokio-tungstenite loop: {b:>12.0} events/s");
+    println!("sockline Client -> on::<T>:  {s:>12.0} events/s");
+    println!("ratio sockline / bare:       {:>12.2}", s / b);
+}
