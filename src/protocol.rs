@@ -10,6 +10,7 @@
 //! resume), and `ack` may carry `data` (the result of a request such as `get_unread_count`).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The largest text frame either side accepts, in bytes (64 KiB).
@@ -194,6 +195,65 @@ impl ServerFrame {
     }
 }
 
+/// A server frame as the client's hot path decodes it: an `event` keeps its payload as raw JSON
+/// text (one pass, one allocation; listeners decode it straight into their own types), every
+/// other frame is a full [`ServerFrame`].
+#[derive(Debug, Clone)]
+pub enum IncomingFrame {
+    /// An `event` frame.
+    Event {
+        /// Its per-session sequence number.
+        seq: u64,
+        /// Its name.
+        event: String,
+        /// Its payload, as the JSON text the server sent.
+        data: Box<RawValue>,
+    },
+    /// Any other frame.
+    Other(ServerFrame),
+}
+
+/// Just enough of a frame to route it: borrowed from the text, payload left unparsed.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+impl IncomingFrame {
+    /// Decodes a server frame, refusing frames above `limit` bytes; `event` frames are decoded
+    /// in one pass without parsing their payload.
+    pub fn decode(text: &str, limit: usize) -> Result<Self, DecodeError> {
+        if text.len() > limit {
+            return Err(DecodeError::TooLarge {
+                size: text.len(),
+                limit,
+            });
+        }
+        let peek: Peek<'_> =
+            serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        if peek.kind == "event" {
+            let (Some(seq), Some(event)) = (peek.seq, peek.event) else {
+                return Err(DecodeError::Invalid(
+                    "event frame without `seq` or `event`".into(),
+                ));
+            };
+            let data = match peek.data {
+                Some(raw) => raw.to_owned(),
+                None => RawValue::NULL.to_owned(),
+            };
+            return Ok(IncomingFrame::Event { seq, event, data });
+        }
+        ServerFrame::decode(text, limit).map(IncomingFrame::Other)
+    }
+}
+
 /// A WebSocket close code, with the names and retry policy sockline gives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -337,6 +397,35 @@ mod tests {
             ServerFrame::decode(&big, MAX_FRAME_BYTES),
             Err(DecodeError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn incoming_events_keep_their_payload_raw() {
+        let text = r#"{"type":"event","seq":3,"event":"x","data":{"a": [1, 2]},"ts":"t"}"#;
+        match IncomingFrame::decode(text, MAX_FRAME_BYTES).unwrap() {
+            IncomingFrame::Event { seq, event, data } => {
+                assert_eq!(
+                    (seq, event.as_str(), data.get()),
+                    (3, "x", r#"{"a": [1, 2]}"#)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            IncomingFrame::decode(r#"{"type":"ping","t":1}"#, MAX_FRAME_BYTES),
+            Ok(IncomingFrame::Other(ServerFrame::Ping { t: 1, .. }))
+        ));
+        for bad in [
+            r#"{"type":"event","seq":1}"#,
+            r#"{"seq":1}"#,
+            "[",
+            r#"{"type":"nope"}"#,
+        ] {
+            assert!(
+                IncomingFrame::decode(bad, MAX_FRAME_BYTES).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -373,7 +373,11 @@ async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_
         Client::connect(client_config(&proxy.ws_url(), "alice").backoff(fast_backoff(200, 5)));
     let seqs = Arc::new(Mutex::new(Vec::new()));
     let sink = seqs.clone();
-    let _events = client.on_any(move |m| sink.lock().unwrap().push((m.seq, m.data["id"].clone())));
+    let _events = client.on_any(move |m| {
+        sink.lock()
+            .unwrap()
+            .push((m.seq, m.data.to_value()["id"].clone()))
+    });
     let notices = Arc::new(Mutex::new(Vec::new()));
     let notice_sink = notices.clone();
     let _notices = client.on_notice(move |n| notice_sink.lock().unwrap().push(n.clone()));

@@ -110,7 +110,7 @@ async fn run() -> i32 {
     let mut states = client.states();
     let unacked: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let _events = client.on_any(|m| {
-        emit(json!({"type": "event", "event": m.event, "seq": m.seq, "data": m.data}));
+        emit(json!({"type": "event", "event": m.event, "seq": m.seq, "data": m.data.to_value()}));
     });
     let settled = unacked.clone();
     let _notices = client.on_notice(move |notice| match notice {

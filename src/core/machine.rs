@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::Payload;
 use super::{
     Action, Arrival, ConnectionState, DisconnectReason, Entry, EntryKind, Env, Event, Inbox, Input,
     Instant, Outbox, RequestId, Rng, SendId, SocketId, Stats, Timer, TimerTable, Transport,
 };
 use crate::config::ConnectionConfig;
 use crate::error::{AckError, ClientError, SendError};
-use crate::protocol::{ClientFrame, CloseCode, ResumePoint, ServerFrame};
+use crate::protocol::{ClientFrame, CloseCode, IncomingFrame, ResumePoint, ServerFrame};
 
 /// Room for the frame envelope around an entry's event and data (`{"type":"send","id":…}`).
 const SEND_ENVELOPE_BYTES: usize = 64;
@@ -314,7 +315,7 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, now: Instant, text: &str) {
-        let frame = match ServerFrame::decode(text, self.config.max_frame_bytes) {
+        let frame = match IncomingFrame::decode(text, self.config.max_frame_bytes) {
             Ok(frame) => frame,
             Err(error) => {
                 self.events
@@ -325,6 +326,12 @@ impl Connection {
         if let Link::Live { .. } = self.link {
             self.arm_heartbeat(now);
         }
+        let frame = match frame {
+            IncomingFrame::Event { seq, event, data } => {
+                return self.handle_event(now, seq, event, Payload::from_raw(data));
+            }
+            IncomingFrame::Other(frame) => frame,
+        };
         match frame {
             ServerFrame::Authenticated {
                 session,
@@ -348,20 +355,7 @@ impl Connection {
             }
             ServerFrame::Event {
                 seq, event, data, ..
-            } => {
-                if !matches!(self.link, Link::Live { .. }) {
-                    return self.unexpected("event");
-                }
-                if self.inbox.accept(seq) == Arrival::Deliver {
-                    self.events.push_back(Event::Message { event, data, seq });
-                    if self.inbox.unacked() >= self.config.ack_batch {
-                        self.flush_inbox_ack();
-                    } else if !self.timers.is_set(Timer::AckFlush) {
-                        self.timers
-                            .set(Timer::AckFlush, now + self.config.ack_delay);
-                    }
-                }
-            }
+            } => self.handle_event(now, seq, event, Payload::from_value(&data)),
             ServerFrame::Ack {
                 id,
                 ok,
@@ -377,6 +371,21 @@ impl Connection {
                     self.last_rtt = Some(Duration::from_millis(rtt));
                 }
                 self.send_frame(ClientFrame::Pong { t }.encode());
+            }
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, seq: u64, event: String, data: Payload) {
+        if !matches!(self.link, Link::Live { .. }) {
+            return self.unexpected("event");
+        }
+        if self.inbox.accept(seq) == Arrival::Deliver {
+            self.events.push_back(Event::Message { event, data, seq });
+            if self.inbox.unacked() >= self.config.ack_batch {
+                self.flush_inbox_ack();
+            } else if !self.timers.is_set(Timer::AckFlush) {
+                self.timers
+                    .set(Timer::AckFlush, now + self.config.ack_delay);
             }
         }
     }

@@ -69,6 +69,8 @@ mod timers;
 use std::ops::Add;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub use backoff::{Backoff, Rng};
@@ -217,6 +219,45 @@ pub enum Action {
     },
 }
 
+/// An event payload exactly as the server sent it: raw JSON text, decoded on demand straight
+/// into the listener's type (one pass, no intermediate `Value`).
+#[derive(Debug, Clone)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// Wraps raw JSON text.
+    pub fn from_raw(raw: Box<RawValue>) -> Self {
+        Payload(raw)
+    }
+
+    /// Encodes `value`.
+    pub fn from_value(value: &Value) -> Self {
+        // A `Value` always serializes.
+        Payload(serde_json::value::to_raw_value(value).expect("a Value serializes"))
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Decodes the payload as `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// Decodes the payload as a `Value` (`Null` if it nests deeper than serde_json allows).
+    pub fn to_value(&self) -> Value {
+        self.decode().unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
 /// What the application hears.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -231,8 +272,8 @@ pub enum Event {
     Message {
         /// The event name.
         event: String,
-        /// The payload.
-        data: Value,
+        /// The payload, as raw JSON.
+        data: Payload,
         /// The event's per-session sequence number.
         seq: u64,
     },

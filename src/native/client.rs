@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::ClientConfig;
 use super::driver::{self, Command};
-use crate::core::{Connection, ConnectionState, Instant, SendId, Stats};
+use crate::core::{Connection, ConnectionState, Instant, Payload, SendId, Stats};
 use crate::error::{AckError, ClientError, SendError};
 use crate::events::{
     dispatch, ClientEvent, ListenerId, Registry, ServerEvent, SharedRegistry, Topic,
@@ -25,8 +25,8 @@ use crate::events::{
 pub struct Message {
     /// The event name.
     pub event: String,
-    /// The payload.
-    pub data: Value,
+    /// The payload as raw JSON: `data.decode::<T>()` or `data.to_value()`.
+    pub data: Payload,
     /// The per-session sequence number.
     pub seq: u64,
 }
@@ -265,10 +265,22 @@ impl Client {
         &self,
         listener: impl Fn(E) + Send + Sync + 'static,
     ) -> ListenerGuard {
-        self.on_event(E::NAME, move |data| match E::from_data(data) {
+        // Decoded straight from the raw JSON text: no intermediate `Value`.
+        let listener: Listener = Arc::new(move |m: &Message| match m.data.decode::<E>() {
             Ok(event) => listener(event),
             Err(error) => tracing::warn!(event = E::NAME, %error, "payload did not decode"),
-        })
+        });
+        self.add_listener(Topic::Named(E::NAME.to_owned()), listener)
+    }
+
+    fn add_listener(&self, topic: Topic, listener: Listener) -> ListenerGuard {
+        let id = self.shared.listeners.with(|r| r.add(topic, listener));
+        ListenerGuard {
+            shared: self.shared.clone(),
+            id,
+            notice: false,
+            keep: false,
+        }
     }
 
     /// Calls `listener` with the payload of every event named `name`.
@@ -278,32 +290,14 @@ impl Client {
         name: &str,
         listener: impl Fn(&Value) + Send + Sync + 'static,
     ) -> ListenerGuard {
-        let listener: Listener = Arc::new(move |m: &Message| listener(&m.data));
-        let id = self
-            .shared
-            .listeners
-            .with(|r| r.add(Topic::Named(name.to_owned()), listener));
-        ListenerGuard {
-            shared: self.shared.clone(),
-            id,
-            notice: false,
-            keep: false,
-        }
+        let listener: Listener = Arc::new(move |m: &Message| listener(&m.data.to_value()));
+        self.add_listener(Topic::Named(name.to_owned()), listener)
     }
 
     /// Calls `listener` with every server event.
     #[must_use = "dropping the guard unsubscribes at once"]
     pub fn on_any(&self, listener: impl Fn(&Message) + Send + Sync + 'static) -> ListenerGuard {
-        let id = self
-            .shared
-            .listeners
-            .with(|r| r.add(Topic::Any, Arc::new(listener) as Listener));
-        ListenerGuard {
-            shared: self.shared.clone(),
-            id,
-            notice: false,
-            keep: false,
-        }
+        self.add_listener(Topic::Any, Arc::new(listener))
     }
 
     /// Calls `listener` with every [`Notice`]: acks, errors, resumes.

@@ -8,12 +8,12 @@
 use std::future::pending;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::client::{Message, Notice, Shared, StateChange};
@@ -23,6 +23,9 @@ use crate::core::{Action, ConnectionState, Event, Input, RequestId, SocketId, Tr
 type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type OpenFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<WsStream, String>> + Send>>;
+
+/// The most frames fed in one beat before actions and events are drained.
+const FRAMES_PER_BEAT: usize = 256;
 
 /// What a handle asks of the task.
 pub(crate) enum Command {
@@ -45,6 +48,9 @@ struct Io {
     socket: Option<OpenSocket>,
     opening: Option<(SocketId, OpenFuture)>,
     token: Option<(RequestId, TokenFuture)>,
+    /// Scratch buffers for draining the core.
+    actions: Vec<Action>,
+    events: Vec<Event>,
 }
 
 pub(crate) async fn run(
@@ -78,11 +84,22 @@ pub(crate) async fn run(
                 }
             },
             (socket, transport) = next_frame(&mut io.socket) => {
-                if matches!(transport, Transport::Closed { .. } | Transport::Error(_)) {
-                    io.socket = None;
-                }
+                // Feed this frame and whatever else is already buffered under one lock, so a
+                // burst costs one wake-up and one drain instead of one per frame.
                 let now = shared.now();
-                shared.conn().handle_input(now, Input::Transport(socket, transport));
+                let mut conn = shared.conn();
+                let mut next = Some(transport);
+                let mut budget = FRAMES_PER_BEAT;
+                while let Some(transport) = next.take() {
+                    let ended = matches!(transport, Transport::Closed { .. } | Transport::Error(_));
+                    conn.handle_input(now, Input::Transport(socket, transport));
+                    budget -= 1;
+                    if ended {
+                        io.socket = None;
+                    } else if budget > 0 {
+                        next = io.socket.as_mut().and_then(ready_frame);
+                    }
+                }
             }
             (socket, opened) = open(&mut io.opening) => {
                 io.opening = None;
@@ -120,24 +137,35 @@ fn beat(
     token: &TokenSource,
     max_frame: usize,
 ) -> Option<tokio::time::Instant> {
-    loop {
-        let (actions, events, now, last_error) = {
+    let mut actions = std::mem::take(&mut io.actions);
+    let mut events = std::mem::take(&mut io.events);
+    let deadline = loop {
+        let (now, last_error) = {
             let mut conn = shared.conn();
-            let actions: Vec<Action> = std::iter::from_fn(|| conn.poll_action()).collect();
-            let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
-            let last_error = conn.last_error().map(str::to_owned);
-            (actions, events, shared.now(), last_error)
+            actions.extend(std::iter::from_fn(|| conn.poll_action()));
+            events.extend(std::iter::from_fn(|| conn.poll_event()));
+            if actions.is_empty() && events.is_empty() {
+                break conn.poll_timeout().map(|at| shared.deadline(at));
+            }
+            let changes_state = events
+                .iter()
+                .any(|e| matches!(e, Event::StateChanged { .. }));
+            let last_error = changes_state
+                .then(|| conn.last_error().map(str::to_owned))
+                .flatten();
+            (shared.now(), last_error)
         };
-        if actions.is_empty() && events.is_empty() {
-            return shared.conn().poll_timeout().map(|at| shared.deadline(at));
-        }
-        for action in actions {
+        for action in actions.drain(..) {
             perform(shared, io, token, max_frame, action);
         }
-        for event in events {
+        for event in events.drain(..) {
             deliver(shared, event, now, last_error.as_deref());
         }
-    }
+    };
+    // Keep the buffers' capacity for the next beat.
+    io.actions = actions;
+    io.events = events;
+    deadline
 }
 
 fn perform(shared: &Shared, io: &mut Io, token: &TokenSource, max_frame: usize, action: Action) {
@@ -238,32 +266,48 @@ fn spawn_writer(
     tx
 }
 
+/// What a read from the socket means to the core; `None` for control frames tungstenite
+/// answers by itself (ping/pong).
+fn to_transport(read: Option<Result<WsMessage, WsError>>) -> Option<Transport> {
+    Some(match read {
+        Some(Ok(WsMessage::Text(text))) => Transport::Frame(text.as_str().to_owned()),
+        Some(Ok(WsMessage::Close(Some(frame)))) => Transport::Closed {
+            code: frame.code.into(),
+            reason: frame.reason.to_string(),
+        },
+        Some(Ok(WsMessage::Close(None))) => Transport::Closed {
+            code: 1005,
+            reason: String::new(),
+        },
+        // The protocol is text only: the core reports a binary frame as unreadable.
+        Some(Ok(WsMessage::Binary(_))) => Transport::Frame(String::new()),
+        Some(Ok(_)) => return None,
+        Some(Err(error)) => Transport::Error(error.to_string()),
+        None => Transport::Closed {
+            code: 1006,
+            reason: "connection dropped".into(),
+        },
+    })
+}
+
 async fn next_frame(socket: &mut Option<OpenSocket>) -> (SocketId, Transport) {
     let Some(open) = socket else {
         return pending().await;
     };
     loop {
-        let transport = match open.reader.next().await {
-            Some(Ok(WsMessage::Text(text))) => Transport::Frame(text.to_string()),
-            Some(Ok(WsMessage::Close(frame))) => match frame {
-                Some(frame) => Transport::Closed {
-                    code: frame.code.into(),
-                    reason: frame.reason.to_string(),
-                },
-                None => Transport::Closed {
-                    code: 1005,
-                    reason: String::new(),
-                },
-            },
-            Some(Ok(WsMessage::Binary(_))) => Transport::Frame(String::new()),
-            Some(Ok(_)) => continue, // ping/pong frames are handled by tungstenite
-            Some(Err(error)) => Transport::Error(error.to_string()),
-            None => Transport::Closed {
-                code: 1006,
-                reason: "connection dropped".into(),
-            },
-        };
-        return (open.id, transport);
+        if let Some(transport) = to_transport(open.reader.next().await) {
+            return (open.id, transport);
+        }
+    }
+}
+
+/// A frame that is already buffered, without waiting.
+fn ready_frame(open: &mut OpenSocket) -> Option<Transport> {
+    loop {
+        let read = open.reader.next().now_or_never()?;
+        if let Some(transport) = to_transport(read) {
+            return Some(transport);
+        }
     }
 }
 
