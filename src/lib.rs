@@ -11,5 +11,8 @@ pub mod error;
 pub mod events;
 pub mod protocol;
 
+#[cfg(feature = "server")]
+pub mod server;
+
 pub use config::ConnectionConfig;
 pub use error::{AckError, ClientError, SendError};

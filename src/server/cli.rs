@@ -1,0 +1,211 @@
+//! The `sockline-server` command line: its options ([`Args`]), how they and the environment
+//! become a [`ServerConfig`], and the run-until-signal loop ([`run`]).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::{start, ServerConfig};
+
+/// Environment variable holding the HS256 secret for client tokens.
+pub const JWT_SECRET_ENV: &str = "SOCKLINE_JWT_SECRET";
+/// Environment variable holding the bearer key for `POST /notify`.
+pub const SERVER_KEY_ENV: &str = "SOCKLINE_SERVER_KEY";
+/// The `/notify` key `--dev` uses when none is set.
+pub const DEV_SERVER_KEY: &str = "dev-key";
+
+/// The reference sockline WebSocket server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sockline-server",
+    version,
+    about = "The reference sockline WebSocket server: GET /ws, POST /notify, GET /health.",
+    after_help = "Environment:\n  SOCKLINE_JWT_SECRET  HS256 secret for client tokens (claims: sub = user id, exp required); required unless --dev\n  SOCKLINE_SERVER_KEY  bearer key for POST /notify; required unless --dev (then `dev-key`)\n  RUST_LOG             log filter for stderr (default: info)\n\nThe first line on stdout is `listening on http://HOST:PORT`. SIGINT/SIGTERM close every socket with 1001, then exit 0."
+)]
+pub struct Args {
+    /// Address to listen on; port 0 lets the OS pick one.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Milliseconds a new socket has to send its `auth` frame (then close 4000).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub auth_timeout_ms: u64,
+    /// Milliseconds between pings; a socket silent for two intervals is closed with 1001.
+    #[arg(long, value_name = "MS", default_value_t = 30000)]
+    pub heartbeat_ms: u64,
+    /// Live sockets allowed per user; the next one is closed with 4008.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_conns_per_user: usize,
+    /// Largest text frame accepted, in bytes; a larger one closes the socket with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::protocol::MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+    /// Sends per second per socket (token bucket; burst is twice this; 0 disables).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub rate_limit: u32,
+    /// Browser origin allowed to open /ws (repeatable); with none, any origin is accepted.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Directory served at / (unknown paths fall back to its index.html) [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Events each session keeps for resume.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub replay_max: usize,
+    /// Milliseconds buffered events and disconnected sessions are kept for resume.
+    #[arg(long, value_name = "MS", default_value_t = 120000)]
+    pub replay_age_ms: u64,
+    /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key`.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+impl Args {
+    /// Builds the config, reading secrets through `env`. Returns warnings to print, or an error
+    /// message when a secret is missing outside `--dev`.
+    pub fn into_config(
+        self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(ServerConfig, Vec<String>), String> {
+        let mut warnings = Vec::new();
+        let present = |name: &str| env(name).filter(|v| !v.is_empty());
+        let jwt_secret = match present(JWT_SECRET_ENV) {
+            Some(secret) => secret,
+            None if self.dev => {
+                warnings.push(format!(
+                    "warning: {JWT_SECRET_ENV} is not set; --dev uses a random secret (tokens die with this process)"
+                ));
+                format!("{:032x}", rand::random::<u128>())
+            }
+            None => {
+                return Err(format!(
+                    "{JWT_SECRET_ENV} is not set: it is the HS256 secret client tokens are checked with (only --dev may run without it)"
+                ))
+            }
+        };
+        let server_key = match present(SERVER_KEY_ENV) {
+            Some(key) => key,
+            None if self.dev => {
+                warnings.push(format!(
+                    "warning: {SERVER_KEY_ENV} is not set; --dev accepts `{DEV_SERVER_KEY}` on POST /notify"
+                ));
+                DEV_SERVER_KEY.to_owned()
+            }
+            None => {
+                return Err(format!(
+                    "{SERVER_KEY_ENV} is not set: it is the bearer key POST /notify requires (only --dev may run without it)"
+                ))
+            }
+        };
+        let config = ServerConfig {
+            addr: self.addr,
+            auth_timeout: Duration::from_millis(self.auth_timeout_ms),
+            heartbeat: Duration::from_millis(self.heartbeat_ms.max(1)),
+            max_conns_per_user: self.max_conns_per_user,
+            max_frame_bytes: self.max_frame_bytes,
+            rate_limit: self.rate_limit,
+            allowed_origins: self.allowed_origins,
+            static_dir: self.static_dir,
+            replay_max: self.replay_max,
+            replay_age: Duration::from_millis(self.replay_age_ms),
+            dev: self.dev,
+            jwt_secret,
+            server_key,
+        };
+        Ok((config, warnings))
+    }
+}
+
+/// Runs the server from parsed arguments until SIGINT or SIGTERM, then shuts it down gracefully.
+/// Prints `listening on http://HOST:PORT` as the first line on stdout once bound.
+pub async fn run(args: Args) -> ExitCode {
+    let (config, warnings) = match args.into_config(|name| std::env::var(name).ok()) {
+        Ok(built) => built,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
+    let server = match start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let printed = writeln!(stdout, "listening on http://{}", server.local_addr())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
+    if let Err(e) = printed {
+        tracing::warn!(error = %e, "could not write the listening line to stdout");
+    }
+    match wait_for_signal().await {
+        Ok(name) => tracing::info!(signal = name, "stopping"),
+        Err(e) => {
+            eprintln!("error: cannot listen for signals: {e}");
+            server.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    tokio::signal::ctrl_c().await.map(|()| "ctrl-c")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("sockline-server").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn secrets_are_required_outside_dev() {
+        let err = args(&[]).into_config(|_| None).unwrap_err();
+        assert!(err.contains(JWT_SECRET_ENV));
+        let err = args(&[])
+            .into_config(|n| (n == JWT_SECRET_ENV).then(|| "s".to_owned()))
+            .unwrap_err();
+        assert!(err.contains(SERVER_KEY_ENV));
+        let (config, warnings) = args(&["--dev"]).into_config(|_| None).unwrap();
+        assert_eq!(warnings.len(), 2);
+        assert_eq!(config.server_key, DEV_SERVER_KEY);
+        assert_eq!(config.jwt_secret.len(), 32);
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let (config, _) = args(&[]).into_config(|_| Some("x".to_owned())).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.auth_timeout, crate::server::DEFAULT_AUTH_TIMEOUT);
+        assert_eq!(config.heartbeat, crate::server::DEFAULT_HEARTBEAT);
+        assert_eq!(config.max_conns_per_user, 5);
+        assert_eq!(config.max_frame_bytes, 65536);
+        assert_eq!(config.rate_limit, 50);
+        assert_eq!(config.replay_max, 1000);
+        assert_eq!(config.replay_age, crate::server::DEFAULT_REPLAY_AGE);
+        assert!(config.allowed_origins.is_empty() && config.static_dir.is_none() && !config.dev);
+    }
+}

@@ -1,0 +1,250 @@
+//! The HTTP face: routes `/ws`, `/health`, `/notify`, `/dev/token` (dev mode) and the static files.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tower_http::services::{ServeDir, ServeFile};
+use tracing::{info, warn};
+
+use super::connection::{self, ConnContext};
+use super::session::ConnId;
+use super::{auth, AppState, Mode};
+
+/// Lifetime of tokens from `/dev/token`.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Builds the router for a server.
+pub(crate) fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/health", get(health))
+        .route(
+            "/notify",
+            post(notify).layer(DefaultBodyLimit::max(state.config.max_frame_bytes)),
+        );
+    if state.config.dev {
+        router = router.route("/dev/token", get(dev_token));
+    }
+    if let Some(dir) = &state.config.static_dir {
+        let index = ServeFile::new(dir.join("index.html"));
+        router = router.fallback_service(ServeDir::new(dir).fallback(index));
+    }
+    router.with_state(state)
+}
+
+/// `{"error":{"code":…,"message":…}}` with a status.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "error": { "code": code, "message": message } });
+    (status, Json(body)).into_response()
+}
+
+/// Whether a request's `Origin` may open a socket: any when the allow-list is empty, and
+/// requests without `Origin` (native clients) always.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => {
+            allowed.is_empty()
+                || origin
+                    .to_str()
+                    .is_ok_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)))
+        }
+    }
+}
+
+async fn ws_upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !origin_allowed(&state.config.allowed_origins, &headers) {
+        warn!(peer = %peer, "WebSocket upgrade refused: origin not allowed");
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "origin not allowed",
+        );
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if *state.mode.borrow() != Mode::Running {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server shutting down",
+        );
+    }
+    // Frames up to `max_frame_bytes` are checked by the socket loop, which closes with 1009.
+    // tungstenite's own cap sits above it so that case gets a clean close; beyond the cap the
+    // socket loop still tries to send 1009 after tungstenite refuses the frame.
+    let hard_cap = state
+        .config
+        .max_frame_bytes
+        .saturating_mul(2)
+        .max(16 * 1024);
+    let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| async move {
+            let ctx = ConnContext {
+                id,
+                peer,
+                hub: state.hub.clone(),
+                config: state.config.clone(),
+                mode: state.mode.clone(),
+            };
+            let task = tokio::spawn(connection::run(socket, ctx));
+            state.tasks.insert(id, task.abort_handle());
+            // Whether the task ended or was aborted, it is no longer tracked.
+            let _ = task.await;
+            state.tasks.remove(id);
+        })
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let counts = state.hub.lock().counts();
+    Json(json!({
+        "status": "ok",
+        "connections": counts.connections,
+        "users": counts.users,
+        "rooms": counts.rooms,
+        "uptime_s": state.started.elapsed().as_secs(),
+    }))
+}
+
+/// Compares without an early exit, so the key cannot be guessed byte by byte from timings.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where a `/notify` goes.
+enum Target {
+    User(String),
+    Room(String),
+}
+
+fn parse_notify(body: &[u8]) -> Result<(Target, String, Value), String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(mut obj) = value else {
+        return Err("the body must be a JSON object".to_owned());
+    };
+    let text = |v: Option<Value>, key: &str| match v {
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+        Some(_) => Err(format!("`{key}` must be a non-empty string")),
+        None => Ok(None),
+    };
+    let user = text(obj.remove("user"), "user")?;
+    let room = text(obj.remove("room"), "room")?;
+    let target = match (user, room) {
+        (Some(user), None) => Target::User(user),
+        (None, Some(room)) => Target::Room(room),
+        _ => return Err("exactly one of `user` and `room` is required".to_owned()),
+    };
+    let event = text(obj.remove("event"), "event")?.ok_or("`event` is required")?;
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    Ok((target, event, data))
+}
+
+async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let authorized = presented
+        .is_some_and(|key| constant_time_eq(key.as_bytes(), state.config.server_key.as_bytes()));
+    if !authorized {
+        warn!("/notify refused: missing or wrong server key");
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong server key",
+        );
+    }
+    let (target, event, data) = match parse_notify(&body) {
+        Ok(parsed) => parsed,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", &message),
+    };
+    let now = Instant::now();
+    let delivered = {
+        let mut hub = state.hub.lock();
+        match &target {
+            Target::User(user) => hub.notify_user(user, &event, &data, now),
+            Target::Room(room) => hub.deliver_room(room, &event, &data, None, now),
+        }
+    };
+    match &target {
+        Target::User(user) => info!(user = %user, event = %event, delivered, "notify"),
+        Target::Room(room) => info!(room = %room, event = %event, delivered, "notify"),
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivered": delivered })),
+    )
+        .into_response()
+}
+
+async fn dev_token(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match query.get("user").filter(|u| !u.is_empty()) {
+        Some(user) => {
+            let token = auth::mint_token(&state.config.jwt_secret, user, DEV_TOKEN_TTL);
+            Json(json!({ "token": token })).into_response()
+        }
+        None => error_response(StatusCode::BAD_REQUEST, "bad_request", "`user` is required"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_bodies_need_exactly_one_target_and_an_event() {
+        assert!(parse_notify(br#"{"user":"u1","event":"e","data":{}}"#).is_ok());
+        assert!(parse_notify(br#"{"room":"chat:7","event":"e"}"#).is_ok());
+        for bad in [
+            &br#"{"user":"u1","room":"chat:7","event":"e"}"#[..],
+            br#"{"event":"e"}"#,
+            br#"{"user":"u1"}"#,
+            br#"{"user":"u1","event":""}"#,
+            br#"{"user":1,"event":"e"}"#,
+            br#"[]"#,
+            b"nope",
+        ] {
+            assert!(
+                parse_notify(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let mut headers = HeaderMap::new();
+        assert!(origin_allowed(&["https://a".into()], &headers));
+        headers.insert(header::ORIGIN, "https://b".parse().unwrap());
+        assert!(origin_allowed(&[], &headers));
+        assert!(!origin_allowed(&["https://a".into()], &headers));
+        assert!(origin_allowed(&["https://b".into()], &headers));
+    }
+}
