@@ -13,6 +13,8 @@ pub mod protocol;
 
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use config::ConnectionConfig;
 pub use error::{AckError, ClientError, SendError};
