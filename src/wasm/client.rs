@@ -152,7 +152,7 @@ impl SocklineClient {
     /// An `unsubscribe()` function: it holds only a weak reference and frees itself when called.
     fn unsubscriber(&self, id: ListenerId, state: bool) -> Function {
         let weak = Rc::downgrade(&self.shared);
-        Closure::once_into_js(move || {
+        Closure::<dyn FnMut()>::once_into_js(move || {
             if let Some(shared) = weak.upgrade() {
                 let registry = if state {
                     &shared.state_listeners

@@ -59,12 +59,13 @@ fn opt_bool(obj: &JsValue, key: &str, path: &str) -> Result<Option<bool>, JsValu
     }
 }
 
-/// A finite number `>= min`.
-fn opt_number(obj: &JsValue, key: &str, path: &str, min: f64) -> Result<Option<f64>, JsValue> {
+/// A finite number `>= min` (`min` is an integer: formatting a float would link the float
+/// formatter, several KiB of wasm).
+fn opt_number(obj: &JsValue, key: &str, path: &str, min: u8) -> Result<Option<f64>, JsValue> {
     match given(js::get(obj, key)) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(n) if n.is_finite() && n >= min => Ok(Some(n)),
+            Some(n) if n.is_finite() && n >= f64::from(min) => Ok(Some(n)),
             _ => Err(invalid(&format!(
                 "`{path}` must be a finite number of at least {min}"
             ))),
@@ -73,11 +74,11 @@ fn opt_number(obj: &JsValue, key: &str, path: &str, min: f64) -> Result<Option<f
 }
 
 fn opt_ms(obj: &JsValue, key: &str, path: &str) -> Result<Option<Duration>, JsValue> {
-    Ok(opt_number(obj, key, path, 0.0)?.map(|ms| Duration::from_millis(ms as u64)))
+    Ok(opt_number(obj, key, path, 0)?.map(|ms| Duration::from_millis(ms as u64)))
 }
 
 fn opt_count(obj: &JsValue, key: &str, path: &str) -> Result<Option<u64>, JsValue> {
-    match opt_number(obj, key, path, 0.0)? {
+    match opt_number(obj, key, path, 0)? {
         Some(n) if n.fract() != 0.0 => Err(invalid(&format!("`{path}` must be an integer"))),
         other => Ok(other.map(|n| n as u64)),
     }
@@ -128,7 +129,7 @@ impl Options {
             if let Some(ms) = opt_ms(&backoff, "maxMs", "backoff.maxMs")? {
                 config.backoff.max = ms;
             }
-            if let Some(f) = opt_number(&backoff, "factor", "backoff.factor", 1.0)? {
+            if let Some(f) = opt_number(&backoff, "factor", "backoff.factor", 1)? {
                 config.backoff.factor = f;
             }
             if let Some(n) = opt_count(&backoff, "maxRetries", "backoff.maxRetries")? {
