@@ -187,6 +187,7 @@ async fn server_killed_reconnects_after_restart_and_rejoins_rooms() {
     client.connect().expect("connect");
     wait_state(&client, "connected", 5_000).await;
 
+    let before = get(&client.stats(), "debug");
     call("POST", "/kill", None).await;
     wait_state(&client, "reconnecting", 5_000).await;
     pause(400).await; // a few failed retries while the server is down
@@ -208,6 +209,11 @@ async fn server_killed_reconnects_after_restart_and_rejoins_rooms() {
     wait_until("the room message", 3_000, || count(&messages) >= 1).await;
     assert_eq!(get_str(&last(&messages), "text"), "hi");
     assert_eq!(get_num(&client.stats(), "reconnects"), 1.0);
+    // The sockets the server dropped were released with their closures.
+    let after = get(&client.stats(), "debug");
+    assert_eq!(get_num(&after, "sockets"), 1.0);
+    assert_eq!(get_num(&after, "closures"), get_num(&before, "closures"));
+    assert_eq!(get_num(&after, "tokenFetches"), 0.0);
 }
 
 #[wasm_bindgen_test]

@@ -11,7 +11,6 @@
 //! even `free()` straight back.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
@@ -49,6 +48,34 @@ pub(crate) struct Shared {
     closures: Rc<Cell<u32>>,
 }
 
+/// A map kept as a short vector: it holds a socket or two and a few pending requests, and each
+/// `BTreeMap<K, V>` instantiation would add several KiB of wasm.
+struct SmallMap<K, V>(Vec<(K, V)>);
+
+impl<K: PartialEq, V> SmallMap<K, V> {
+    fn new() -> Self {
+        SmallMap(Vec::new())
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        self.remove(&key);
+        self.0.push((key, value));
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn remove(&mut self, key: &K) -> Option<V> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// A pending `request()`'s promise.
 struct Pending {
     resolve: Function,
@@ -59,11 +86,11 @@ struct Pending {
 pub(crate) struct Inner {
     pub conn: Connection,
     token: TokenSource,
-    sockets: BTreeMap<SocketId, Socket>,
+    sockets: SmallMap<SocketId, Socket>,
     /// The armed timer and the deadline it is for.
     timer: Option<(Instant, Timeout)>,
     page: Vec<PageListener>,
-    pending: BTreeMap<SendId, Pending>,
+    pending: SmallMap<SendId, Pending>,
     /// `getToken()` promises not settled yet.
     token_fetches: u32,
     pub debug: bool,
@@ -90,10 +117,10 @@ impl Shared {
             inner: RefCell::new(Inner {
                 conn,
                 token,
-                sockets: BTreeMap::new(),
+                sockets: SmallMap::new(),
                 timer: None,
                 page: Vec::new(),
-                pending: BTreeMap::new(),
+                pending: SmallMap::new(),
                 token_fetches: 0,
                 debug,
                 freed: false,
@@ -148,10 +175,10 @@ impl Shared {
             }
             inner.freed = true;
             (
-                std::mem::take(&mut inner.sockets),
+                std::mem::replace(&mut inner.sockets, SmallMap::new()),
                 inner.timer.take(),
                 std::mem::take(&mut inner.page),
-                std::mem::take(&mut inner.pending),
+                std::mem::replace(&mut inner.pending, SmallMap::new()),
             )
         };
         drop((sockets, timer, page));
@@ -165,7 +192,7 @@ impl Shared {
             "freed",
             "the client was freed before the request was acknowledged",
         );
-        for (_, p) in pending {
+        for (_, p) in pending.0 {
             let _ = p.reject.call1(&JsValue::UNDEFINED, &err);
         }
     }
