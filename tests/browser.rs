@@ -218,7 +218,8 @@ async fn server_killed_reconnects_after_restart_and_rejoins_rooms() {
 
 #[wasm_bindgen_test]
 async fn hidden_pauses_and_visible_reconnects_at_once() {
-    let client = client_for("bw-hidden", "").await;
+    // debug: every transition is logged with a `[sockline]` prefix (exercised, not asserted).
+    let client = client_for("bw-hidden", r#","debug":true"#).await;
     let states = recorder();
     client.on_state(states.clone().into()).expect("onState");
     client.connect().expect("connect");
