@@ -12,7 +12,7 @@ WASM_TARGET := wasm32-unknown-unknown
 # `test` runs its steps in the listed order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help setup fmt-check lint test-native test-wasm doc test
+.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser
 
 help: ## List the targets
 	@echo "Targets:"
@@ -38,7 +38,36 @@ test-wasm: ## Run the core_* integration tests on wasm32 in Node (wasm-bindgen-t
 doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
-# Later steps (browser tests, end-to-end tests) get their own targets and are appended to the
-# prerequisites of `test` here, after test-wasm. Browser tests should depend on
-# `scripts/setup.sh --browser` (chromium, chromedriver, wasm-opt).
-test: setup fmt-check lint doc test-native test-wasm ## Everything CI runs: setup, then all checks and tests, in order
+# The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
+# --weak-refs so a dropped client is freed by the GC), then package.json (scripts/pkg-json.mjs).
+# wasm-pack is not used: it would try to download tools.
+# wasm-opt is NOT run: Debian's binaryen 108 rewrites the `__wbindgen_externrefs` table export to
+# point at the funcref table, and the package then fails in init() with "WebAssembly.Table.set():
+# ... function-typed object must be null". Re-enable (`wasm-opt -Oz`) with a newer binaryen.
+pkg: ## Build the npm package in pkg/ (offline; then `npm install ./pkg` or `npm pack ./pkg`)
+	scripts/setup.sh --rust
+	$(CARGO) build --lib --release --target $(WASM_TARGET)
+	rm -rf pkg
+	wasm-bindgen --target web --weak-refs --out-dir pkg --out-name sockline \
+		target/$(WASM_TARGET)/release/sockline.wasm
+	node scripts/pkg-json.mjs
+	@$(MAKE) --no-print-directory size
+
+size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9)
+	@wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
+		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB)\n' \
+		$$wasm $$js $$((wasm + js)) $$(echo "($$wasm + $$js) / 1024" | bc -l)
+
+# Browser tests (tests/browser.rs) in headless Chromium through chromedriver; webdriver.json in
+# the crate root gives chromium its flags. The harness starts the reference server, gives the
+# tests a control URL at compile time (SOCKLINE_HARNESS) and stops everything when they end.
+# The test binary is built once without the URL first, so the harness run recompiles only it.
+BROWSER_TEST_ENV := CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=240
+test-browser: ## Run the browser tests (tests/browser.rs) in headless Chromium against the reference server
+	scripts/setup.sh --rust --browser
+	$(CARGO) build --features server --bin sockline-server
+	$(BROWSER_TEST_ENV) $(CARGO) test --target $(WASM_TARGET) --test browser --no-run
+	timeout 600 node scripts/browser-harness.mjs --server target/debug/sockline-server --timeout-s 540 -- \
+		env $(BROWSER_TEST_ENV) $(CARGO) test --target $(WASM_TARGET) --test browser
+
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg ## Everything CI runs: setup, then all checks and tests, in order

@@ -15,6 +15,8 @@ pub mod protocol;
 pub mod native;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub mod server;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use config::ConnectionConfig;
 pub use error::{AckError, ClientError, SendError};

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Writes pkg/package.json (and copies the README) after wasm-bindgen --target web has filled pkg/.
+// The version, description and license come from Cargo.toml so there is one source of truth.
+// `exports` and `files` leave room for a later `./react` subpath built from js/.
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+const cargo = readFileSync('Cargo.toml', 'utf8');
+const field = (name) => {
+  const m = cargo.match(new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, 'm'));
+  if (!m) throw new Error(`Cargo.toml has no ${name}`);
+  return m[1];
+};
+
+const pkg = {
+  name: 'sockline',
+  version: field('version'),
+  description: field('description'),
+  license: field('license'),
+  type: 'module',
+  main: './sockline.js',
+  module: './sockline.js',
+  types: './sockline.d.ts',
+  // Later: "react/" (built from js/), next to the wasm build.
+  files: ['sockline.js', 'sockline.d.ts', 'sockline_bg.wasm', 'sockline_bg.wasm.d.ts', 'README.md'],
+  exports: {
+    '.': {
+      types: './sockline.d.ts',
+      import: './sockline.js',
+      default: './sockline.js',
+    },
+    // Later: "./react": { "types": "./react/index.d.ts", "import": "./react/index.js" }
+    './sockline_bg.wasm': './sockline_bg.wasm',
+    './package.json': './package.json',
+  },
+  sideEffects: false,
+  keywords: ['websocket', 'reconnect', 'realtime', 'wasm'],
+};
+
+for (const f of pkg.files) {
+  if (f !== 'README.md' && !existsSync(`pkg/${f}`)) throw new Error(`pkg/${f} is missing`);
+}
+writeFileSync('pkg/package.json', JSON.stringify(pkg, null, 2) + '\n');
+copyFileSync('README.md', 'pkg/README.md');
+console.log(`pkg/package.json: sockline@${pkg.version}`);

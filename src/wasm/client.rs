@@ -1,0 +1,301 @@
+//! [`SocklineClient`]: the JavaScript API (`new SocklineClient({ url, token })`, `connect()`,
+//! `on()`, `send()`, …), a thin layer that checks JS arguments and forwards to the driver.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use js_sys::{Function, Promise};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::driver::{self, Shared};
+use super::js;
+use super::options::Options;
+use crate::core::Connection;
+use crate::error::SendError;
+use crate::events::{ListenerId, Topic};
+
+/// The request timeout when `request()` is given none.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reconnecting WebSocket client for the browser.
+///
+/// ```js
+/// import init, { SocklineClient } from 'sockline';
+/// await init();
+/// const client = new SocklineClient({ url: 'wss://example.com/ws', getToken: fetchToken });
+/// const off = client.on('new_notification', (n) => console.log(n.title));
+/// client.onState(({ state, nextRetryMs }) => render(state, nextRetryMs));
+/// client.connect();
+/// ```
+#[wasm_bindgen]
+pub struct SocklineClient {
+    shared: Rc<Shared>,
+}
+
+fn freed() -> JsValue {
+    js::error("freed", "the client was freed")
+}
+
+fn invalid(message: &str) -> JsValue {
+    js::error("invalid_argument", message)
+}
+
+fn send_error(e: &SendError) -> JsValue {
+    js::error(e.code(), &e.to_string())
+}
+
+/// `JSON.stringify(data)` read back as a JSON value; `undefined` becomes `null`.
+fn to_value(data: &JsValue) -> Result<Value, JsValue> {
+    if data.is_undefined() {
+        return Ok(Value::Null);
+    }
+    let text = js_sys::JSON::stringify(data).map_err(|e| {
+        js::error(
+            "bad_payload",
+            &(String::from("data is not JSON-serializable: ") + &js::describe(&e)),
+        )
+    })?;
+    match text.as_string() {
+        None => Ok(Value::Null),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|_| js::error("bad_payload", "data is not JSON-serializable")),
+    }
+}
+
+fn name_arg(name: &JsValue) -> Result<String, JsValue> {
+    name.as_string()
+        .ok_or_else(|| invalid("the event name must be a string"))
+}
+
+fn function_arg(listener: JsValue) -> Result<Function, JsValue> {
+    listener
+        .dyn_into::<Function>()
+        .map_err(|_| invalid("the listener must be a function"))
+}
+
+#[wasm_bindgen]
+impl SocklineClient {
+    /// Creates a client in `disconnected`; nothing happens until `connect()`.
+    /// Throws an `Error` with code `invalid_options` when an option is missing or mistyped.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
+    ) -> Result<SocklineClient, JsValue> {
+        let options = Options::parse(&options)?;
+        let conn = Connection::new(options.config, js::now());
+        let shared = Shared::new(conn, options.token, options.debug);
+        Ok(SocklineClient { shared })
+    }
+
+    /// Starts connecting (from `disconnected`, whatever the reason), with the backoff reset.
+    pub fn connect(&self) -> Result<(), JsValue> {
+        driver::command(&self.shared, |conn, now| conn.connect(now)).ok_or_else(freed)
+    }
+
+    /// Closes the socket and stays `disconnected` until the next `connect()`: neither the page
+    /// becoming visible nor the network coming back undoes it.
+    pub fn disconnect(&self) {
+        let _ = driver::command(&self.shared, |conn, now| conn.disconnect(now));
+    }
+
+    /// Joins `room` now if connected, else on the next session; it is re-joined after every
+    /// new session.
+    pub fn join(&self, room: &str) -> Result<(), JsValue> {
+        if room.is_empty() {
+            return Err(invalid("the room name must not be empty"));
+        }
+        driver::command(&self.shared, |conn, now| conn.join(now, room)).ok_or_else(freed)
+    }
+
+    /// Leaves `room` and removes it from the room set.
+    pub fn leave(&self, room: &str) -> Result<(), JsValue> {
+        driver::command(&self.shared, |conn, now| conn.leave(now, room)).ok_or_else(freed)
+    }
+
+    /// Adds a listener for a server event (or `error`, `resumed`, `resume_failed`); returns the
+    /// function that removes it. A listener that throws is reported as an `error` event.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, name: JsValue, listener: JsValue) -> Result<Function, JsValue> {
+        let name = name_arg(&name)?;
+        let listener = function_arg(listener)?;
+        if self.shared.is_freed() {
+            return Err(freed());
+        }
+        let id = driver::add_listener(&self.shared, name, listener);
+        Ok(self.unsubscriber(id, false))
+    }
+
+    /// Adds a listener for state changes; it gets `{ state, attempt, reason, nextRetryMs }`.
+    /// Returns the function that removes it.
+    #[wasm_bindgen(
+        js_name = onState,
+        unchecked_return_type = "() => void"
+    )]
+    pub fn on_state(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(change: StateChange) => void")] listener: JsValue,
+    ) -> Result<Function, JsValue> {
+        let listener = function_arg(listener)?;
+        if self.shared.is_freed() {
+            return Err(freed());
+        }
+        let id = self
+            .shared
+            .state_listeners
+            .borrow_mut()
+            .add(Topic::Any, listener);
+        Ok(self.unsubscriber(id, true))
+    }
+
+    /// An `unsubscribe()` function: it holds only a weak reference and frees itself when called.
+    fn unsubscriber(&self, id: ListenerId, state: bool) -> Function {
+        let weak = Rc::downgrade(&self.shared);
+        Closure::<dyn FnMut()>::once_into_js(move || {
+            if let Some(shared) = weak.upgrade() {
+                let registry = if state {
+                    &shared.state_listeners
+                } else {
+                    &shared.listeners
+                };
+                if let Ok(mut r) = registry.try_borrow_mut() {
+                    r.remove(id);
+                }
+            }
+        })
+        .unchecked_into()
+    }
+
+    /// Queues an event for the server (sent at once when connected, kept and resent until
+    /// acknowledged); returns its id. Throws `outbox_full`, `too_large`, `empty_event_name` or
+    /// `bad_payload`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn send(&self, name: JsValue, data: JsValue) -> Result<f64, JsValue> {
+        let name = name_arg(&name)?;
+        let data = to_value(&data)?;
+        match driver::command(&self.shared, |conn, now| conn.send(now, &name, &data)) {
+            None => Err(freed()),
+            Some(Ok(id)) => Ok(id.0 as f64),
+            Some(Err(e)) => Err(send_error(&e)),
+        }
+    }
+
+    /// Sends an event and resolves with the server's ack data (rejects with the server's error
+    /// code, or `timeout` after `timeoutMs`, default 10 s).
+    #[wasm_bindgen(skip_typescript)]
+    pub fn request(&self, name: JsValue, data: JsValue, options: JsValue) -> Promise {
+        match self.try_request(name, data, options) {
+            Ok(promise) => promise,
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    fn try_request(
+        &self,
+        name: JsValue,
+        data: JsValue,
+        options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let name = name_arg(&name)?;
+        let data = to_value(&data)?;
+        let timeout = match js::get(&options, "timeoutMs").as_f64() {
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_millis(ms as u64),
+            Some(_) => return Err(invalid("`timeoutMs` must be a non-negative number")),
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
+        let mut callbacks = None;
+        let promise = Promise::new(&mut |resolve, reject| callbacks = Some((resolve, reject)));
+        let (resolve, reject) = callbacks.ok_or_else(|| invalid("Promise executor did not run"))?;
+        let queued = {
+            let mut inner = self.shared.inner.try_borrow_mut().map_err(|_| freed())?;
+            if inner.freed {
+                return Err(freed());
+            }
+            inner.conn.request(js::now(), &name, &data, timeout)
+        };
+        match queued {
+            Ok(id) => self.shared.add_pending(id, resolve, reject),
+            Err(e) => return Err(send_error(&e)),
+        }
+        driver::pump(&self.shared);
+        Ok(promise)
+    }
+
+    /// The state's name: `disconnected`, `connecting`, `authenticating`, `connected` or
+    /// `reconnecting`.
+    #[wasm_bindgen(getter, unchecked_return_type = "ConnectionState")]
+    pub fn state(&self) -> String {
+        match self.shared.inner.try_borrow() {
+            Ok(inner) => String::from(inner.conn.state().name()),
+            Err(_) => String::from("disconnected"),
+        }
+    }
+
+    /// Counters (`framesIn`, `reconnects`, `lastRttMs`, …) and, under `debug`, what the driver
+    /// holds (closures, sockets, listeners) for leak checks.
+    #[wasm_bindgen(unchecked_return_type = "ClientStats")]
+    pub fn stats(&self) -> JsValue {
+        let out = js::object();
+        let Ok(inner) = self.shared.inner.try_borrow() else {
+            return out;
+        };
+        let s = inner.conn.stats();
+        drop(inner);
+        js::set(&out, "state", &JsValue::from_str(s.state));
+        js::set(
+            &out,
+            "timeInStateMs",
+            &js::num_u64(s.time_in_state.as_millis() as u64),
+        );
+        js::set(&out, "attempt", &js::num(s.attempt));
+        js::set(&out, "reconnects", &js::num_u64(s.reconnects));
+        let rtt = s
+            .last_rtt
+            .map(|d| js::num_u64(d.as_millis() as u64))
+            .unwrap_or(JsValue::NULL);
+        js::set(&out, "lastRttMs", &rtt);
+        js::set(&out, "outboxDepth", &js::num_u64(s.outbox_depth as u64));
+        js::set(&out, "outboxBytes", &js::num_u64(s.outbox_bytes as u64));
+        js::set(&out, "framesIn", &js::num_u64(s.frames_in));
+        js::set(&out, "framesOut", &js::num_u64(s.frames_out));
+        js::set(
+            &out,
+            "duplicatesDropped",
+            &js::num_u64(s.duplicates_dropped),
+        );
+        js::set(&out, "rooms", &js::num_u64(s.rooms as u64));
+        let d = self.shared.debug_counts();
+        let debug = js::object();
+        js::set(&debug, "closures", &js::num(d.closures));
+        js::set(&debug, "sockets", &js::num_u64(d.sockets as u64));
+        js::set(
+            &debug,
+            "pageListeners",
+            &js::num_u64(d.page_listeners as u64),
+        );
+        js::set(&debug, "listeners", &js::num_u64(d.listeners as u64));
+        js::set(
+            &debug,
+            "stateListeners",
+            &js::num_u64(d.state_listeners as u64),
+        );
+        js::set(
+            &debug,
+            "pendingRequests",
+            &js::num_u64(d.pending_requests as u64),
+        );
+        js::set(&debug, "tokenFetches", &js::num(d.token_fetches));
+        js::set(&debug, "timerArmed", &JsValue::from_bool(d.timer_armed));
+        js::set(&out, "debug", &debug);
+        out
+    }
+}
+
+impl Drop for SocklineClient {
+    /// `free()` (or, with `--weak-refs`, garbage collection) closes the socket, cancels the timer,
+    /// removes the page listeners and rejects pending requests.
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
