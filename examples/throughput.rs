@@ -155,6 +155,15 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    if args.next().as_deref() == Some("sockline-only") {
+        // For profiling the client path alone.
+        let addr = blaster(frames(events)).await;
+        for _ in 0..rounds {
+            let rate = events as f64 / through_sockline(addr, events).await.as_secs_f64();
+            println!("sockline: {rate:.0} events/s");
+        }
+        return;
+    }
     let addr = blaster(frames(events)).await;
     // Warm up both paths once.
     bare(addr, events.min(10_000)).await;

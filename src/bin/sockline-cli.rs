@@ -21,7 +21,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A JSON-lines sockline client.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "A JSON-lines sockline client: state, event and ack lines on stdout; one {\"event\",\"data\"} object per stdin line is sent."
+)]
 struct Args {
     /// The server's WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
     #[arg(long)]
