@@ -39,17 +39,19 @@ doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
 # The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
-# --weak-refs so a dropped client is freed by the GC), then package.json (scripts/pkg-json.mjs).
+# --weak-refs so a dropped client is freed by the GC), the React bindings (js/ compiled by tsc
+# into pkg/react/; js/'s npm packages are installed once), then package.json (scripts/pkg-json.mjs).
 # wasm-pack is not used: it would try to download tools.
 # wasm-opt is NOT run: Debian's binaryen 108 rewrites the `__wbindgen_externrefs` table export to
 # point at the funcref table, and the package then fails in init() with "WebAssembly.Table.set():
 # ... function-typed object must be null". Re-enable (`wasm-opt -Oz`) with a newer binaryen.
-pkg: ## Build the npm package in pkg/ (offline; then `npm install ./pkg` or `npm pack ./pkg`)
-	scripts/setup.sh --rust
+pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
+	scripts/setup.sh --rust --js
 	$(CARGO) build --lib --release --target $(WASM_TARGET)
 	rm -rf pkg
 	wasm-bindgen --target web --weak-refs --out-dir pkg --out-name sockline \
 		target/$(WASM_TARGET)/release/sockline.wasm
+	cd js && node_modules/.bin/tsc -p tsconfig.json
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
 
