@@ -12,7 +12,8 @@ WASM_TARGET := wasm32-unknown-unknown
 # `test` runs its steps in the listed order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser
+.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser \
+	www server demo test-e2e docs-screenshot
 
 help: ## List the targets
 	@echo "Targets:"
@@ -72,4 +73,30 @@ test-browser: ## Run the browser tests (tests/browser.rs) in headless Chromium a
 	timeout 600 node scripts/browser-harness.mjs --server target/debug/sockline-server --timeout-s 540 -- \
 		env $(BROWSER_TEST_ENV) $(CARGO) test --target $(WASM_TARGET) --test browser
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg ## Everything CI runs: setup, then all checks and tests, in order
+# The demo (www/: React + Vite, using pkg/ through file:../pkg) and its end-to-end tests.
+PORT ?= 8080
+SERVER_BIN := target/debug/sockline-server
+
+www: pkg ## Build the demo into www/dist (installs www/'s npm packages once)
+	scripts/setup.sh --www
+	cd www && node_modules/.bin/vite build --logLevel warn
+
+server: ## Build the reference server (debug)
+	$(CARGO) build --features server --bin sockline-server
+
+demo: www server ## Build everything and serve the demo on 127.0.0.1 (PORT=8080 by default)
+	@echo
+	@echo "sockline demo: open http://127.0.0.1:$(PORT)/?user=alice (and ?user=bob in another tab)"
+	@echo
+	exec $(SERVER_BIN) --dev --static-dir www/dist --addr 127.0.0.1:$(PORT)
+
+# playwright-core drives Debian's /usr/bin/chromium (nothing is downloaded); every server listens
+# on an OS-chosen 127.0.0.1 port; the runner stops everything itself (150 s overall deadline).
+test-e2e: www server ## Run the demo's end-to-end tests (www/e2e/run.mjs) in headless Chromium
+	scripts/setup.sh --browser
+	timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist
+
+docs-screenshot: www server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
+	timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --docs-screenshot docs/demo.png
+
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-e2e ## Everything CI runs: setup, then all checks and tests, in order
