@@ -13,7 +13,7 @@ WASM_TARGET := wasm32-unknown-unknown
 .NOTPARALLEL:
 
 .PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser \
-	www server demo test-e2e docs-screenshot
+	www www-dev server demo test-e2e docs-screenshot
 
 help: ## List the targets
 	@echo "Targets:"
@@ -92,11 +92,16 @@ demo: www server ## Build everything and serve the demo on 127.0.0.1 (PORT=8080 
 
 # playwright-core drives Debian's /usr/bin/chromium (nothing is downloaded); every server listens
 # on an OS-chosen 127.0.0.1 port; the runner stops everything itself (150 s overall deadline).
-test-e2e: www server ## Run the demo's end-to-end tests (www/e2e/run.mjs) in headless Chromium
-	scripts/setup.sh --browser
-	timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist
+# www/dist-dev is a development build: React's StrictMode double mount only happens there.
+E2E := timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --dist-dev www/dist-dev
+www-dev: www
+	cd www && NODE_ENV=development node_modules/.bin/vite build --mode development --outDir dist-dev --logLevel warn
 
-docs-screenshot: www server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
-	timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --docs-screenshot docs/demo.png
+test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs) in headless Chromium
+	scripts/setup.sh --browser
+	$(E2E)
+
+docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
+	$(E2E) --docs-screenshot docs/demo.png
 
 test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-e2e ## Everything CI runs: setup, then all checks and tests, in order

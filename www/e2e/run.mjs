@@ -4,7 +4,10 @@
 // server on 127.0.0.1 with an OS-chosen port; the kill/restart test restarts it on that port.
 // Everything is bounded: per-test timeouts and an overall deadline that kills what is left.
 //
-// Usage: node e2e/run.mjs [--server PATH] [--dist DIR] [--docs-screenshot PATH]
+// Usage: node e2e/run.mjs [--server PATH] [--dist DIR] [--dist-dev DIR] [--docs-screenshot PATH]
+// --dist is the production build (what `make demo` serves); --dist-dev a development build
+// (`vite build --mode development`): StrictMode double-invokes effects only with React's
+// development build, so the StrictMode test uses that one.
 // Screenshots go to www/test-results/ (git-ignored); --docs-screenshot also writes the demo
 // screenshot there (make docs-screenshot uses it for docs/demo.png).
 import assert from 'node:assert/strict';
@@ -23,6 +26,7 @@ const opt = (name, fallback) => {
 };
 const SERVER = resolve(opt('--server', resolve(here, '../../target/debug/sockline-server')));
 const DIST = resolve(opt('--dist', resolve(here, '../dist')));
+const DIST_DEV = resolve(opt('--dist-dev', resolve(here, '../dist-dev')));
 const DOCS_SHOT = opt('--docs-screenshot', null);
 const RESULTS = resolve(here, '../test-results');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -43,6 +47,10 @@ class Server {
   port = 0;
   child = null;
 
+  constructor(dist = DIST) {
+    this.dist = dist;
+  }
+
   /** Starts the server (port 0 the first time: the OS picks one); resolves once it listens. */
   async start() {
     for (let i = 0; ; i++) {
@@ -58,7 +66,7 @@ class Server {
 
   #spawn() {
     return new Promise((resolveStart, reject) => {
-      const argv = ['--addr', `127.0.0.1:${this.port}`, '--dev', '--static-dir', DIST];
+      const argv = ['--addr', `127.0.0.1:${this.port}`, '--dev', '--static-dir', this.dist];
       const child = spawn(SERVER, argv, {
         env: { ...process.env, SOCKLINE_JWT_SECRET: JWT_SECRET, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -128,8 +136,8 @@ class Server {
   }
 }
 
-async function withServer(fn) {
-  const server = await new Server().start();
+async function withServer(fn, dist = DIST) {
+  const server = await new Server(dist).start();
   try {
     return await fn(server);
   } finally {
@@ -249,10 +257,14 @@ test('the page connects; /notify shows a notification and raises the unread coun
   }),
 );
 
-test('StrictMode: one socket and one set of listeners per provider', { timeout: 30_000 }, () =>
+test('StrictMode (React development build): one socket and one set of listeners per provider', { timeout: 30_000 }, () =>
   withServer(async (server) => {
     const a = await openAs(server, 'alice');
     await expectState(a.page, 'connected');
+    assert.ok(
+      await a.page.evaluate(() => document.documentElement.dataset.reactBuild === 'development'),
+      'the page runs React\'s development build, where StrictMode double-mounts',
+    );
     await sleep(300); // a second socket, if any, would be open by now
     assert.equal((await server.health()).connections, 1);
     const debug = await a.page.evaluate(() => window.sockline.stats().debug);
@@ -270,7 +282,7 @@ test('StrictMode: one socket and one set of listeners per provider', { timeout: 
     await b.ctx.close();
     await until('1 connection after bob left', async () => (await server.health()).connections === 1);
     await a.ctx.close();
-  }),
+  }, DIST_DEV),
 );
 
 test('server killed: reconnecting with an attempt number; a message typed meanwhile is queued, then delivered once', { timeout: 45_000 }, () =>

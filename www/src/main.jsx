@@ -20,6 +20,9 @@ async function getToken() {
   return (await res.json()).token;
 }
 
+// Lets the e2e tests check that StrictMode's double mount is really exercised (development only).
+document.documentElement.dataset.reactBuild = import.meta.env.DEV ? 'development' : 'production';
+
 const options = { url, getToken, debug: params.has('debug') };
 
 createRoot(document.getElementById('root')).render(
