@@ -12,7 +12,8 @@ WASM_TARGET := wasm32-unknown-unknown
 # `test` runs its steps in the listed order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser
+.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser \
+	www www-dev server demo test-e2e docs-screenshot
 
 help: ## List the targets
 	@echo "Targets:"
@@ -39,17 +40,19 @@ doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
 # The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
-# --weak-refs so a dropped client is freed by the GC), then package.json (scripts/pkg-json.mjs).
+# --weak-refs so a dropped client is freed by the GC), the React bindings (js/ compiled by tsc
+# into pkg/react/; js/'s npm packages are installed once), then package.json (scripts/pkg-json.mjs).
 # wasm-pack is not used: it would try to download tools.
 # wasm-opt is NOT run: Debian's binaryen 108 rewrites the `__wbindgen_externrefs` table export to
 # point at the funcref table, and the package then fails in init() with "WebAssembly.Table.set():
 # ... function-typed object must be null". Re-enable (`wasm-opt -Oz`) with a newer binaryen.
-pkg: ## Build the npm package in pkg/ (offline; then `npm install ./pkg` or `npm pack ./pkg`)
-	scripts/setup.sh --rust
+pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
+	scripts/setup.sh --rust --js
 	$(CARGO) build --lib --release --target $(WASM_TARGET)
 	rm -rf pkg
 	wasm-bindgen --target web --weak-refs --out-dir pkg --out-name sockline \
 		target/$(WASM_TARGET)/release/sockline.wasm
+	cd js && node_modules/.bin/tsc -p tsconfig.json
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
 
@@ -70,4 +73,35 @@ test-browser: ## Run the browser tests (tests/browser.rs) in headless Chromium a
 	timeout 600 node scripts/browser-harness.mjs --server target/debug/sockline-server --timeout-s 540 -- \
 		env $(BROWSER_TEST_ENV) $(CARGO) test --target $(WASM_TARGET) --test browser
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg ## Everything CI runs: setup, then all checks and tests, in order
+# The demo (www/: React + Vite, using pkg/ through file:../pkg) and its end-to-end tests.
+PORT ?= 8080
+SERVER_BIN := target/debug/sockline-server
+
+www: pkg ## Build the demo into www/dist (installs www/'s npm packages once)
+	scripts/setup.sh --www
+	cd www && node_modules/.bin/vite build --logLevel warn
+
+server: ## Build the reference server (debug)
+	$(CARGO) build --features server --bin sockline-server
+
+demo: www server ## Build everything and serve the demo on 127.0.0.1 (PORT=8080 by default)
+	@echo
+	@echo "sockline demo: open http://127.0.0.1:$(PORT)/?user=alice (and ?user=bob in another tab)"
+	@echo
+	exec $(SERVER_BIN) --dev --static-dir www/dist --addr 127.0.0.1:$(PORT)
+
+# playwright-core drives Debian's /usr/bin/chromium (nothing is downloaded); every server listens
+# on an OS-chosen 127.0.0.1 port; the runner stops everything itself (150 s overall deadline).
+# www/dist-dev is a development build: React's StrictMode double mount only happens there.
+E2E := timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --dist-dev www/dist-dev
+www-dev: www
+	cd www && NODE_ENV=development node_modules/.bin/vite build --mode development --outDir dist-dev --logLevel warn
+
+test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs) in headless Chromium
+	scripts/setup.sh --browser
+	$(E2E)
+
+docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
+	$(E2E) --docs-screenshot docs/demo.png
+
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-e2e ## Everything CI runs: setup, then all checks and tests, in order

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Writes pkg/package.json (and copies the README) after wasm-bindgen --target web has filled pkg/.
 // The version, description and license come from Cargo.toml so there is one source of truth.
-// `exports` and `files` leave room for a later `./react` subpath built from js/.
+// The `./react` subpath (pkg/react/, compiled from js/ by `make pkg`) needs React, an optional
+// peer dependency: apps without React install nothing extra.
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const cargo = readFileSync('Cargo.toml', 'utf8');
@@ -20,18 +21,31 @@ const pkg = {
   main: './sockline.js',
   module: './sockline.js',
   types: './sockline.d.ts',
-  // Later: "react/" (built from js/), next to the wasm build.
-  files: ['sockline.js', 'sockline.d.ts', 'sockline_bg.wasm', 'sockline_bg.wasm.d.ts', 'README.md'],
+  files: [
+    'sockline.js',
+    'sockline.d.ts',
+    'sockline_bg.wasm',
+    'sockline_bg.wasm.d.ts',
+    'react/index.js',
+    'react/index.d.ts',
+    'README.md',
+  ],
   exports: {
     '.': {
       types: './sockline.d.ts',
       import: './sockline.js',
       default: './sockline.js',
     },
-    // Later: "./react": { "types": "./react/index.d.ts", "import": "./react/index.js" }
+    './react': {
+      types: './react/index.d.ts',
+      import: './react/index.js',
+      default: './react/index.js',
+    },
     './sockline_bg.wasm': './sockline_bg.wasm',
     './package.json': './package.json',
   },
+  peerDependencies: { react: '>=18' },
+  peerDependenciesMeta: { react: { optional: true } },
   sideEffects: false,
   keywords: ['websocket', 'reconnect', 'realtime', 'wasm'],
 };

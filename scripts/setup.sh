@@ -2,10 +2,11 @@
 # Install everything `make test` needs. Idempotent: each step checks first and is
 # skipped when already satisfied, printing one short line either way.
 #
-# Usage: scripts/setup.sh [--all | --rust | --browser | --npm]...
+# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www]...
 #   --rust     wasm32 target + wasm-bindgen-cli (version pinned by Cargo.lock)
 #   --browser  Debian packages for browser tests: chromium, chromium-driver, binaryen
 #   --npm      npm dependencies of js/ and www/ (when they exist)
+#   --js, --www  only those of js/ (builds sockline/react) / www/ (the demo; needs pkg/ first)
 #   --all      all of the above (the default when no flag is given)
 set -euo pipefail
 
@@ -73,6 +74,11 @@ setup_npm_dir() {
         log "npm $dir/: no package.json, skipping"
         return
     fi
+    # www/ depends on the built package (file:../pkg): `make pkg` first, then `setup.sh --www`.
+    if grep -q '"file:../pkg"' "$dir/package.json" && [[ ! -f pkg/package.json ]]; then
+        log "npm $dir/: pkg/ not built yet, skipping (make pkg installs it)"
+        return
+    fi
     if [[ -d "$dir/node_modules" && ( ! -f "$dir/package-lock.json" || "$dir/node_modules" -nt "$dir/package-lock.json" ) ]]; then
         log "npm $dir/: node_modules up to date"
         return
@@ -90,23 +96,20 @@ setup_npm_dir() {
     touch "$dir/node_modules"
 }
 
-setup_npm() {
-    setup_npm_dir js
-    setup_npm_dir www
-}
-
 main() {
-    local rust=0 browser=0 npm=0
+    local rust=0 browser=0 js=0 www=0
     if [[ $# -eq 0 ]]; then
         set -- --all
     fi
     for arg in "$@"; do
         case "$arg" in
-            --all) rust=1 browser=1 npm=1 ;;
+            --all) rust=1 browser=1 js=1 www=1 ;;
             --rust) rust=1 ;;
             --browser) browser=1 ;;
-            --npm) npm=1 ;;
-            -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            --npm) js=1 www=1 ;;
+            --js) js=1 ;;
+            --www) www=1 ;;
+            -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) echo "setup: unknown option: $arg" >&2; exit 2 ;;
         esac
     done
@@ -117,8 +120,11 @@ main() {
     if [[ $browser -eq 1 ]]; then
         setup_browser_deps
     fi
-    if [[ $npm -eq 1 ]]; then
-        setup_npm
+    if [[ $js -eq 1 ]]; then
+        setup_npm_dir js
+    fi
+    if [[ $www -eq 1 ]]; then
+        setup_npm_dir www
     fi
 }
 
