@@ -1,6 +1,6 @@
 //! [`Connection`]: the state machine itself — inputs, commands, timers and the two output queues.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -94,10 +94,12 @@ pub struct Connection {
     /// The session to resume, from the last `authenticated`.
     session: Option<String>,
     heartbeat: Duration,
-    rooms: BTreeSet<String>,
+    /// The room set, sorted (re-joined in this order). A vector: apps join a few rooms.
+    rooms: Vec<String>,
     outbox: Outbox,
     /// The timeout of each pending request, for the error it reports.
-    request_timeouts: BTreeMap<SendId, Duration>,
+    /// (Send ids only grow, so pushing keeps it sorted.)
+    request_timeouts: Vec<(SendId, Duration)>,
     inbox: Inbox,
     reconnects: u64,
     frames_in: u64,
@@ -132,8 +134,8 @@ impl Connection {
             stopped: false,
             session: None,
             heartbeat: Duration::from_secs(30),
-            rooms: BTreeSet::new(),
-            request_timeouts: BTreeMap::new(),
+            rooms: Vec::new(),
+            request_timeouts: Vec::new(),
             inbox: Inbox::default(),
             reconnects: 0,
             frames_in: 0,
@@ -252,7 +254,7 @@ impl Connection {
             Timer::AckFlush => self.flush_inbox_ack(),
             Timer::HiddenGrace => self.pause(),
             Timer::Request(id) => {
-                let timeout = self.request_timeouts.remove(&id).unwrap_or_default();
+                let timeout = self.take_request_timeout(id).unwrap_or_default();
                 if self.outbox.remove(id).is_some() {
                     self.events.push_back(Event::Ack {
                         id,
@@ -452,7 +454,7 @@ impl Connection {
         match entry.kind {
             EntryKind::App => {
                 self.timers.cancel(Timer::Request(entry.id));
-                self.request_timeouts.remove(&entry.id);
+                self.take_request_timeout(entry.id);
                 let result = if ok {
                     Ok(data)
                 } else {
@@ -466,7 +468,7 @@ impl Connection {
             EntryKind::Room { room, join } => {
                 if !ok {
                     if join {
-                        self.rooms.remove(&room);
+                        self.remove_room(&room);
                     }
                     self.events.push_back(Event::Error(ClientError::Room {
                         room,
@@ -661,7 +663,7 @@ impl Connection {
         })?;
         self.next_send += 1;
         if let Some((now, timeout)) = timeout {
-            self.request_timeouts.insert(id, timeout);
+            self.request_timeouts.push((id, timeout));
             if !self.stopped {
                 self.timers.set(Timer::Request(id), now + timeout);
             }
@@ -673,7 +675,8 @@ impl Connection {
     /// Adds `room` to the room set and joins it (now if connected, else on the next session).
     pub fn join(&mut self, now: Instant, room: &str) {
         self.advance(now);
-        if self.rooms.insert(room.to_owned()) {
+        if let Err(index) = self.rooms.binary_search_by(|r| r.as_str().cmp(room)) {
+            self.rooms.insert(index, room.to_owned());
             self.queue_room(room.to_owned(), true);
         }
     }
@@ -681,9 +684,26 @@ impl Connection {
     /// Removes `room` from the room set and leaves it.
     pub fn leave(&mut self, now: Instant, room: &str) {
         self.advance(now);
-        if self.rooms.remove(room) {
+        if self.remove_room(room) {
             self.queue_room(room.to_owned(), false);
         }
+    }
+
+    /// Removes `room` from the room set; whether it was there.
+    fn remove_room(&mut self, room: &str) -> bool {
+        match self.rooms.binary_search_by(|r| r.as_str().cmp(room)) {
+            Ok(index) => {
+                self.rooms.remove(index);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Forgets request `id`'s timeout and returns it.
+    fn take_request_timeout(&mut self, id: SendId) -> Option<Duration> {
+        let index = self.request_timeouts.iter().position(|(i, _)| *i == id)?;
+        Some(self.request_timeouts.remove(index).1)
     }
 
     fn queue_room(&mut self, room: String, join: bool) {
@@ -725,14 +745,10 @@ impl Connection {
 
     /// Re-arms request timeouts suspended by `disconnect()`.
     fn rearm_requests(&mut self, now: Instant) {
-        let pending: Vec<(SendId, Duration)> = self
-            .request_timeouts
-            .iter()
-            .map(|(id, timeout)| (*id, *timeout))
-            .collect();
-        for (id, timeout) in pending {
-            if !self.timers.is_set(Timer::Request(id)) {
-                self.timers.set(Timer::Request(id), now + timeout);
+        let timers = &mut self.timers;
+        for &(id, timeout) in &self.request_timeouts {
+            if !timers.is_set(Timer::Request(id)) {
+                timers.set(Timer::Request(id), now + timeout);
             }
         }
     }
