@@ -3,8 +3,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::Payload;
 use super::{
     Action, Arrival, ConnectionState, DisconnectReason, Entry, EntryKind, Env, Event, Inbox, Input,
@@ -12,7 +10,8 @@ use super::{
 };
 use crate::config::ConnectionConfig;
 use crate::error::{AckError, ClientError, SendError};
-use crate::protocol::{ClientFrame, CloseCode, IncomingFrame, ResumePoint, ServerFrame};
+use crate::json;
+use crate::protocol::{encode, CloseCode, ErrorBody, IncomingFrame, ResumePoint};
 
 /// Room for the frame envelope around an entry's event and data (`{"type":"send","id":…}`).
 const SEND_ENVELOPE_BYTES: usize = 64;
@@ -277,11 +276,7 @@ impl Connection {
                     session,
                     seq: self.inbox.last_seq(),
                 });
-                let auth = ClientFrame::Auth {
-                    token: token.clone(),
-                    resume,
-                }
-                .encode();
+                let auth = encode::auth(token, resume.as_ref());
                 self.link = Link::AwaitingAuth { socket };
                 self.send_frame(auth);
                 self.timers.cancel(Timer::ConnectTimeout);
@@ -328,21 +323,15 @@ impl Connection {
         if let Link::Live { .. } = self.link {
             self.arm_heartbeat(now);
         }
-        let frame = match frame {
-            IncomingFrame::Event { seq, event, data } => {
-                return self.handle_event(now, seq, event, Payload::from_raw(data));
-            }
-            IncomingFrame::Other(frame) => frame,
-        };
         match frame {
-            ServerFrame::Authenticated {
+            IncomingFrame::Authenticated {
                 session,
                 heartbeat_ms,
                 resumed,
                 missed,
                 ..
             } => self.handle_authenticated(now, session, heartbeat_ms, resumed, missed),
-            ServerFrame::AuthError { code, message } => {
+            IncomingFrame::AuthError { code, message } => {
                 if !matches!(self.link, Link::AwaitingAuth { .. }) {
                     return self.unexpected("auth_error");
                 }
@@ -355,24 +344,24 @@ impl Connection {
                     );
                 }
             }
-            ServerFrame::Event {
+            IncomingFrame::Event {
                 seq, event, data, ..
-            } => self.handle_event(now, seq, event, Payload::from_value(&data)),
-            ServerFrame::Ack {
+            } => self.handle_event(now, seq, event, Payload::from_valid(data)),
+            IncomingFrame::Ack {
                 id,
                 ok,
                 data,
                 error,
-            } => self.handle_ack(id, ok, data, error),
-            ServerFrame::Error { code, message } => {
+            } => self.handle_ack(id, ok, data.map(Payload::from_valid), error),
+            IncomingFrame::Error { code, message } => {
                 self.events
                     .push_back(Event::Error(ClientError::Server { code, message }));
             }
-            ServerFrame::Ping { t, rtt_ms } => {
+            IncomingFrame::Ping { t, rtt_ms } => {
                 if let Some(rtt) = rtt_ms {
                     self.last_rtt = Some(Duration::from_millis(rtt));
                 }
-                self.send_frame(ClientFrame::Pong { t }.encode());
+                self.send_frame(encode::pong(t));
             }
         }
     }
@@ -442,8 +431,8 @@ impl Connection {
         &mut self,
         wire_id: u64,
         ok: bool,
-        data: Option<Value>,
-        error: Option<crate::protocol::ErrorBody>,
+        data: Option<Payload>,
+        error: Option<ErrorBody>,
     ) {
         let Some(entry) = self.outbox.take_acked(wire_id) else {
             return; // a repeated ack for a send already settled
@@ -617,7 +606,7 @@ impl Connection {
     ///
     /// `Err` only when the send cannot be taken at all (outbox full, frame too large, empty
     /// name); nothing else is dropped.
-    pub fn send(&mut self, now: Instant, event: &str, data: &Value) -> Result<SendId, SendError> {
+    pub fn send(&mut self, now: Instant, event: &str, data: &Payload) -> Result<SendId, SendError> {
         self.advance(now);
         self.enqueue(event, data, None)
     }
@@ -628,7 +617,7 @@ impl Connection {
         &mut self,
         now: Instant,
         event: &str,
-        data: &Value,
+        data: &Payload,
         timeout: Duration,
     ) -> Result<SendId, SendError> {
         let now = self.advance(now);
@@ -638,16 +627,15 @@ impl Connection {
     fn enqueue(
         &mut self,
         event: &str,
-        data: &Value,
+        data: &Payload,
         timeout: Option<(Instant, Duration)>,
     ) -> Result<SendId, SendError> {
         if event.is_empty() {
             return Err(SendError::EmptyEventName);
         }
-        let event_json =
-            serde_json::to_string(event).map_err(|e| SendError::BadPayload(e.to_string()))?;
-        let data_json =
-            serde_json::to_string(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let mut event_json = String::new();
+        json::write_string(&mut event_json, event);
+        let data_json = String::from(data.json());
         let size = event_json.len() + data_json.len() + SEND_ENVELOPE_BYTES;
         if size > self.config.max_frame_bytes {
             return Err(SendError::TooLarge {
@@ -721,7 +709,9 @@ impl Connection {
         } else {
             "\"leave_room\""
         };
-        let data = serde_json::json!({ "room": room }).to_string();
+        let mut data = String::from(r#"{"room":"#);
+        json::write_string(&mut data, &room);
+        data.push('}');
         Entry::new(id, EntryKind::Room { room, join }, event.into(), data)
     }
 
@@ -865,7 +855,7 @@ impl Connection {
         self.timers.cancel(Timer::AckFlush);
         if let Link::Live { .. } = self.link {
             if let Some(seq) = self.inbox.take_ack() {
-                self.send_frame(ClientFrame::Ack { seq }.encode());
+                self.send_frame(encode::ack(seq));
             }
         }
     }

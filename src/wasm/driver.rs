@@ -609,7 +609,7 @@ fn deliver(shared: &Rc<Shared>, event: Event) {
             match (pending, result) {
                 (Some(p), Ok(data)) => {
                     let value = data
-                        .map(|d| js::parse_json(&serde_json::to_string(&d).unwrap_or_default()))
+                        .map(|d| js::parse_json(d.json()))
                         .unwrap_or(JsValue::UNDEFINED);
                     let _ = p.resolve.call1(&JsValue::UNDEFINED, &value);
                 }
