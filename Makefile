@@ -39,7 +39,9 @@ doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
 # The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
-# --weak-refs so a dropped client is freed by the GC), then package.json (scripts/pkg-json.mjs).
+# --weak-refs so a dropped client is freed by the GC; the `name` section, function names for
+# devtools stack traces, and the producers section are dropped: they were a third of the .wasm),
+# then package.json (scripts/pkg-json.mjs).
 # wasm-pack is not used: it would try to download tools.
 # wasm-opt is NOT run: Debian's binaryen 108 rewrites the `__wbindgen_externrefs` table export to
 # point at the funcref table, and the package then fails in init() with "WebAssembly.Table.set():
@@ -48,8 +50,8 @@ pkg: ## Build the npm package in pkg/ (offline; then `npm install ./pkg` or `npm
 	scripts/setup.sh --rust
 	$(CARGO) build --lib --release --target $(WASM_TARGET)
 	rm -rf pkg
-	wasm-bindgen --target web --weak-refs --out-dir pkg --out-name sockline \
-		target/$(WASM_TARGET)/release/sockline.wasm
+	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
+		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/release/sockline.wasm
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
 
