@@ -72,7 +72,7 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError
             s.skip_ws();
             let start = s.pos;
             s.value(1)?;
-            members.push((key, &text[start..s.pos]));
+            members.push((key, s.slice(start, s.pos)));
             s.skip_ws();
             if s.eat(b'}') {
                 break;
@@ -129,7 +129,8 @@ pub fn is_null(raw: &str) -> bool {
 }
 
 /// Appends `s` as a JSON string, escaped exactly as `serde_json` does (`"`, `\`, and control
-/// characters; `\b \f \n \r \t` short, the rest as `\u00XX`).
+/// characters; `\b \f \n \r \t` short, the rest as `\u00XX`). Runs are cut next to ASCII
+/// bytes only, so every `get` below is `Some`.
 pub fn write_string(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
@@ -147,7 +148,7 @@ pub fn write_string(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        out.push_str(s.get(start..i).unwrap_or_default());
         if short.is_empty() {
             out.push_str("\\u00");
             out.push(char::from(HEX[usize::from(b >> 4)]));
@@ -157,7 +158,7 @@ pub fn write_string(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 
@@ -173,7 +174,7 @@ pub fn write_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in &buf[i..] {
+    for &d in buf.iter().skip(i) {
         out.push(char::from(d));
     }
 }
@@ -196,6 +197,12 @@ impl<'a> Scanner<'a> {
             bytes: text.as_bytes(),
             pos: 0,
         }
+    }
+
+    /// `text[start..end]`. Cuts are only ever made next to ASCII bytes, so they are always char
+    /// boundaries; `get` keeps the panic path (and its formatting code) out of the binary.
+    fn slice(&self, start: usize, end: usize) -> &'a str {
+        self.text.get(start..end).unwrap_or_default()
     }
 
     fn error(&self, reason: &'static str) -> JsonError {
@@ -255,7 +262,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn literal(&mut self, word: &'static str) -> Result<(), JsonError> {
-        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        if rest.starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(())
         } else {
@@ -338,16 +346,16 @@ impl<'a> Scanner<'a> {
                     let end = self.pos;
                     self.pos += 1;
                     return Ok(match decoded {
-                        None => Cow::Borrowed(&self.text[start..end]),
+                        None => Cow::Borrowed(self.slice(start, end)),
                         Some(mut out) => {
-                            out.push_str(&self.text[run..end]);
+                            out.push_str(self.slice(run, end));
                             Cow::Owned(out)
                         }
                     });
                 }
                 b'\\' => {
                     let out = decoded.get_or_insert_with(String::new);
-                    out.push_str(&self.text[run..self.pos]);
+                    out.push_str(self.slice(run, self.pos));
                     self.pos += 1;
                     let c = self.escape()?;
                     out.push(c);

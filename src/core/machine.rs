@@ -247,7 +247,8 @@ impl Connection {
                 now,
                 Failure::retryable(format!(
                     "heartbeat timeout: no frame for {} ms",
-                    (self.heartbeat + self.config.heartbeat_grace).as_millis()
+                    // As u64: formatting a u128 would link its own formatter.
+                    (self.heartbeat + self.config.heartbeat_grace).as_millis() as u64
                 )),
             ),
             Timer::AckFlush => self.flush_inbox_ack(),

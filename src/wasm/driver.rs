@@ -261,7 +261,7 @@ impl Socket {
         // Browsers accept only 1000 and 3000-4999 from scripts; fall back to a plain close.
         if self
             .ws
-            .close_with_code_and_reason(code, &reason[..end])
+            .close_with_code_and_reason(code, reason.get(..end).unwrap_or_default())
             .is_err()
         {
             let _ = self.ws.close();
