@@ -99,7 +99,7 @@ pub fn parse_string(raw: &str) -> Result<String, JsonError> {
 /// Reads a JSON number that is a non-negative integer fitting a `u64` (no fraction, no
 /// exponent, as `serde_json` requires for a `u64` field).
 pub fn parse_u64(raw: &str) -> Result<u64, JsonError> {
-    let digits = raw.trim_matches(WS);
+    let digits = trim_ws(raw);
     let bytes = digits.as_bytes();
     if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
         return Err(JsonError::new("expected an unsigned integer", 0));
@@ -116,7 +116,7 @@ pub fn parse_u64(raw: &str) -> Result<u64, JsonError> {
 
 /// Reads `true` or `false`.
 pub fn parse_bool(raw: &str) -> Result<bool, JsonError> {
-    match raw.trim_matches(WS) {
+    match trim_ws(raw) {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err(JsonError::new("expected a boolean", 0)),
@@ -125,7 +125,7 @@ pub fn parse_bool(raw: &str) -> Result<bool, JsonError> {
 
 /// Whether `raw` is the JSON `null`.
 pub fn is_null(raw: &str) -> bool {
-    raw.trim_matches(WS) == "null"
+    trim_ws(raw) == "null"
 }
 
 /// Appends `s` as a JSON string, escaped exactly as `serde_json` does (`"`, `\`, and control
@@ -179,8 +179,18 @@ pub fn write_u64(out: &mut String, mut n: u64) {
     }
 }
 
-/// JSON's whitespace.
-const WS: &[char] = &[' ', '\t', '\n', '\r'];
+/// `raw` without JSON whitespace around it (a byte loop: `trim_matches` links a char searcher).
+fn trim_ws(raw: &str) -> &str {
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = raw.as_bytes();
+    let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    // Cut next to ASCII bytes: always a char boundary.
+    raw.get(start..end).unwrap_or_default()
+}
 
 /// A cursor over the text's bytes (the text is `str`, so UTF-8 is already valid; only ASCII
 /// bytes are ever matched, so every slice boundary is a char boundary).
