@@ -43,9 +43,13 @@ doc: ## Build the docs, rustdoc warnings as errors
 # devtools stack traces, and the producers section are dropped: they were a third of the .wasm),
 # then package.json (scripts/pkg-json.mjs).
 # wasm-pack is not used: it would try to download tools.
-# wasm-opt is NOT run: Debian's binaryen 108 rewrites the `__wbindgen_externrefs` table export to
-# point at the funcref table, and the package then fails in init() with "WebAssembly.Table.set():
-# ... function-typed object must be null". Re-enable (`wasm-opt -Oz`) with a newer binaryen.
+# wasm-opt is NOT run: Debian's binaryen 108 writes the `__wbindgen_externrefs` table export with
+# index 0 (the funcref table) instead of 1, even with no passes at all (`wasm-opt -O0
+# --enable-reference-types`), so init() throws "WebAssembly.Table.set(): ... function-typed object
+# must be null". Running it before wasm-bindgen instead makes wasm-bindgen panic ("failed to find
+# `0` in function table"), and wasm-bindgen 0.2.130 needs reference types (a build with
+# `-C target-feature=-reference-types` fails in its externref pass). It would save only ~0.8 KiB
+# gzipped (opt-level z + LTO already did most of it): re-enable (`wasm-opt -Oz`) with a newer binaryen.
 pkg: ## Build the npm package in pkg/ (offline; then `npm install ./pkg` or `npm pack ./pkg`)
 	scripts/setup.sh --rust
 	$(CARGO) build --lib --release --target $(WASM_TARGET)
