@@ -40,18 +40,24 @@ doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
 # The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
-# --weak-refs so a dropped client is freed by the GC), the React bindings (js/ compiled by tsc
-# into pkg/react/; js/'s npm packages are installed once), then package.json (scripts/pkg-json.mjs).
+# --weak-refs so a dropped client is freed by the GC; the `name` section, function names for
+# devtools stack traces, and the producers section are dropped: they were a third of the .wasm),
+# the React bindings (js/ compiled by tsc into pkg/react/; js/'s npm packages are installed once),
+# then package.json (scripts/pkg-json.mjs).
 # wasm-pack is not used: it would try to download tools.
-# wasm-opt is NOT run: Debian's binaryen 108 rewrites the `__wbindgen_externrefs` table export to
-# point at the funcref table, and the package then fails in init() with "WebAssembly.Table.set():
-# ... function-typed object must be null". Re-enable (`wasm-opt -Oz`) with a newer binaryen.
+# wasm-opt is NOT run: Debian's binaryen 108 writes the `__wbindgen_externrefs` table export with
+# index 0 (the funcref table) instead of 1, even with no passes at all (`wasm-opt -O0
+# --enable-reference-types`), so init() throws "WebAssembly.Table.set(): ... function-typed object
+# must be null". Running it before wasm-bindgen instead makes wasm-bindgen panic ("failed to find
+# `0` in function table"), and wasm-bindgen 0.2.130 needs reference types (a build with
+# `-C target-feature=-reference-types` fails in its externref pass). It would save only ~0.8 KiB
+# gzipped (opt-level z + LTO already did most of it): re-enable (`wasm-opt -Oz`) with a newer binaryen.
 pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
 	scripts/setup.sh --rust --js
 	$(CARGO) build --lib --release --target $(WASM_TARGET)
 	rm -rf pkg
-	wasm-bindgen --target web --weak-refs --out-dir pkg --out-name sockline \
-		target/$(WASM_TARGET)/release/sockline.wasm
+	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
+		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/release/sockline.wasm
 	cd js && node_modules/.bin/tsc -p tsconfig.json
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
@@ -59,7 +65,7 @@ pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; th
 size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9)
 	@wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
 		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB)\n' \
-		$$wasm $$js $$((wasm + js)) $$(echo "($$wasm + $$js) / 1024" | bc -l)
+		$$wasm $$js $$((wasm + js)) $$(awk "BEGIN { print ($$wasm + $$js) / 1024 }")
 
 # Browser tests (tests/browser.rs) in headless Chromium through chromedriver; webdriver.json in
 # the crate root gives chromium its flags. The harness starts the reference server, gives the

@@ -9,6 +9,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod events;
+pub mod json;
 pub mod protocol;
 
 #[cfg(not(target_arch = "wasm32"))]

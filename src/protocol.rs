@@ -3,6 +3,11 @@
 //!
 //! Decoding never panics: bad input of any shape is a [`DecodeError`] value.
 //!
+//! Two codecs, one wire shape: the server (and tests) read and write frames with serde
+//! ([`ClientFrame`], [`ServerFrame`]); the client's hot path uses [`IncomingFrame::decode`] and
+//! [`encode`], written by hand over [`crate::json`] so the browser build links no `serde_json`.
+//! Property tests (`tests/json_scanner.rs`) hold the two to the same bytes and the same answers.
+//!
 //! Two small extensions over DESIGN §3, both optional on the wire so older peers still parse:
 //! `ping` may carry `rtt_ms` (the round-trip time the server measured from the previous
 //! `ping`/`pong`, which is how a client learns its RTT without a shared clock), and
@@ -10,8 +15,9 @@
 //! resume), and `ack` may carry `data` (the result of a request such as `get_unread_count`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::json;
 
 /// The largest text frame either side accepts, in bytes (64 KiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -195,40 +201,130 @@ impl ServerFrame {
     }
 }
 
-/// A server frame as the client's hot path decodes it: an `event` keeps its payload as raw JSON
-/// text (one pass, one allocation; listeners decode it straight into their own types), every
-/// other frame is a full [`ServerFrame`].
-#[derive(Debug, Clone)]
+/// A server frame as the client's hot path decodes it, without serde: the same shapes and
+/// rules as [`ServerFrame`] (required fields, `#[serde(default)]`s, `null` for an `Option`,
+/// unknown fields ignored, a repeated field refused), but payloads (`data`) stay raw JSON text,
+/// validated and never parsed, so listeners decode them straight into their own types.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IncomingFrame {
-    /// An `event` frame.
+    /// `authenticated`.
+    Authenticated {
+        /// The authenticated user's id.
+        user_id: String,
+        /// The session id.
+        session: String,
+        /// How often the server pings, in milliseconds.
+        heartbeat_ms: u64,
+        /// Whether the requested session was resumed.
+        resumed: bool,
+        /// When resumed: how many events the server replays next (0 when absent).
+        missed: u64,
+    },
+    /// `auth_error`.
+    AuthError {
+        /// `invalid_token`, `expired` or `timeout`.
+        code: String,
+        /// A human-readable explanation (empty when absent).
+        message: String,
+    },
+    /// `event`.
     Event {
         /// Its per-session sequence number.
         seq: u64,
         /// Its name.
         event: String,
-        /// Its payload, as the JSON text the server sent.
-        data: Box<RawValue>,
+        /// Its payload: the JSON text the server sent (`null` when absent).
+        data: String,
+        /// When the server produced it (empty when absent).
+        ts: String,
     },
-    /// Any other frame.
-    Other(ServerFrame),
+    /// `ack`.
+    Ack {
+        /// The `id` of the `send` being answered.
+        id: u64,
+        /// Whether the server accepted the send.
+        ok: bool,
+        /// The result value as JSON text (`None` when absent or `null`).
+        data: Option<String>,
+        /// Why the send failed (`None` when absent or `null`).
+        error: Option<ErrorBody>,
+    },
+    /// `error`.
+    Error {
+        /// A stable machine-readable code.
+        code: String,
+        /// A human-readable explanation (empty when absent).
+        message: String,
+    },
+    /// `ping`.
+    Ping {
+        /// The server's timestamp, echoed in the `pong`.
+        t: u64,
+        /// The round-trip time the server measured (`None` when absent or `null`).
+        rtt_ms: Option<u64>,
+    },
 }
 
-/// Just enough of a frame to route it: borrowed from the text, payload left unparsed.
-#[derive(Deserialize)]
-struct Peek<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default)]
-    event: Option<String>,
-    #[serde(default, borrow)]
-    data: Option<&'a RawValue>,
+fn invalid(reason: &str) -> DecodeError {
+    DecodeError::Invalid(String::from(reason))
+}
+
+/// A frame's members, looked up by key.
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a str)>);
+
+impl<'a> Members<'a> {
+    /// The raw value of `key`, if present; a repeated key is an error (as for serde).
+    fn get(&self, key: &str) -> Result<Option<&'a str>, DecodeError> {
+        let mut found = None;
+        for (k, raw) in &self.0 {
+            if k == key {
+                if found.is_some() {
+                    return Err(invalid("duplicate field"));
+                }
+                found = Some(*raw);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The raw value of `key`, or `None` when absent or `null` (an `Option` field).
+    fn opt(&self, key: &str) -> Result<Option<&'a str>, DecodeError> {
+        Ok(self.get(key)?.filter(|raw| !json::is_null(raw)))
+    }
+
+    fn req(&self, key: &str) -> Result<&'a str, DecodeError> {
+        self.get(key)?.ok_or_else(|| invalid("missing field"))
+    }
+
+    fn string(&self, key: &str) -> Result<String, DecodeError> {
+        string(self.req(key)?)
+    }
+
+    /// A string that defaults to empty when absent (`null` is still an error, as for serde).
+    fn string_or_empty(&self, key: &str) -> Result<String, DecodeError> {
+        self.get(key)?.map_or(Ok(String::new()), string)
+    }
+
+    fn u64(&self, key: &str) -> Result<u64, DecodeError> {
+        number(self.req(key)?)
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, DecodeError> {
+        json::parse_bool(self.req(key)?).map_err(|e| invalid(e.reason()))
+    }
+}
+
+fn string(raw: &str) -> Result<String, DecodeError> {
+    json::parse_string(raw).map_err(|e| invalid(e.reason()))
+}
+
+fn number(raw: &str) -> Result<u64, DecodeError> {
+    json::parse_u64(raw).map_err(|e| invalid(e.reason()))
 }
 
 impl IncomingFrame {
-    /// Decodes a server frame, refusing frames above `limit` bytes; `event` frames are decoded
-    /// in one pass without parsing their payload.
+    /// Decodes a server frame, refusing frames above `limit` bytes. Bad input of any shape is
+    /// a [`DecodeError`] with a static message; nothing here formats or panics.
     pub fn decode(text: &str, limit: usize) -> Result<Self, DecodeError> {
         if text.len() > limit {
             return Err(DecodeError::TooLarge {
@@ -236,21 +332,105 @@ impl IncomingFrame {
                 limit,
             });
         }
-        let peek: Peek<'_> =
-            serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))?;
-        if peek.kind == "event" {
-            let (Some(seq), Some(event)) = (peek.seq, peek.event) else {
-                return Err(DecodeError::Invalid(
-                    "event frame without `seq` or `event`".into(),
-                ));
-            };
-            let data = match peek.data {
-                Some(raw) => raw.to_owned(),
-                None => RawValue::NULL.to_owned(),
-            };
-            return Ok(IncomingFrame::Event { seq, event, data });
+        let m = Members(json::object_members(text).map_err(|e| invalid(e.reason()))?);
+        let kind = m
+            .get("type")?
+            .ok_or_else(|| invalid("missing field `type`"))?;
+        Ok(match string(kind)?.as_str() {
+            "authenticated" => IncomingFrame::Authenticated {
+                user_id: m.string("user_id")?,
+                session: m.string("session")?,
+                heartbeat_ms: m.u64("heartbeat_ms")?,
+                resumed: m.bool("resumed")?,
+                missed: m.get("missed")?.map_or(Ok(0), number)?,
+            },
+            "auth_error" => IncomingFrame::AuthError {
+                code: m.string("code")?,
+                message: m.string_or_empty("message")?,
+            },
+            "event" => IncomingFrame::Event {
+                seq: m.u64("seq")?,
+                event: m.string("event")?,
+                data: m.get("data")?.unwrap_or("null").to_owned(),
+                ts: m.string_or_empty("ts")?,
+            },
+            "ack" => IncomingFrame::Ack {
+                id: m.u64("id")?,
+                ok: m.bool("ok")?,
+                data: m.opt("data")?.map(str::to_owned),
+                error: match m.opt("error")? {
+                    None => None,
+                    Some(raw) => {
+                        let e =
+                            Members(json::object_members(raw).map_err(|e| invalid(e.reason()))?);
+                        Some(ErrorBody {
+                            code: e.string("code")?,
+                            message: e.string_or_empty("message")?,
+                        })
+                    }
+                },
+            },
+            "error" => IncomingFrame::Error {
+                code: m.string("code")?,
+                message: m.string_or_empty("message")?,
+            },
+            "ping" => IncomingFrame::Ping {
+                t: m.u64("t")?,
+                rtt_ms: m.opt("rtt_ms")?.map(number).transpose()?,
+            },
+            _ => return Err(invalid("unknown frame type")),
+        })
+    }
+}
+
+/// The frames the client sends, encoded without serde, byte for byte as
+/// [`ClientFrame::encode`] would write them (the tests hold both to that).
+pub mod encode {
+    use super::ResumePoint;
+    use crate::json::{write_string, write_u64};
+
+    /// `{"type":"auth","token":…,"resume":{"session":…,"seq":…}}` (no `resume` when `None`).
+    pub fn auth(token: &str, resume: Option<&ResumePoint>) -> String {
+        let mut out = String::from(r#"{"type":"auth","token":"#);
+        write_string(&mut out, token);
+        if let Some(resume) = resume {
+            out.push_str(r#","resume":{"session":"#);
+            write_string(&mut out, &resume.session);
+            out.push_str(r#","seq":"#);
+            write_u64(&mut out, resume.seq);
+            out.push('}');
         }
-        ServerFrame::decode(text, limit).map(IncomingFrame::Other)
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"send","id":…,"event":…,"data":…}` from the already-encoded event name and data.
+    pub fn send(id: u64, event_json: &str, data_json: &str) -> String {
+        let mut out = String::with_capacity(40 + event_json.len() + data_json.len());
+        out.push_str(r#"{"type":"send","id":"#);
+        write_u64(&mut out, id);
+        out.push_str(r#","event":"#);
+        out.push_str(event_json);
+        out.push_str(r#","data":"#);
+        out.push_str(data_json);
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"ack","seq":…}`.
+    pub fn ack(seq: u64) -> String {
+        let mut out = String::from(r#"{"type":"ack","seq":"#);
+        write_u64(&mut out, seq);
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"pong","t":…}`.
+    pub fn pong(t: u64) -> String {
+        let mut out = String::from(r#"{"type":"pong","t":"#);
+        write_u64(&mut out, t);
+        out.push('}');
+        out
     }
 }
 
@@ -403,18 +583,23 @@ mod tests {
     fn incoming_events_keep_their_payload_raw() {
         let text = r#"{"type":"event","seq":3,"event":"x","data":{"a": [1, 2]},"ts":"t"}"#;
         match IncomingFrame::decode(text, MAX_FRAME_BYTES).unwrap() {
-            IncomingFrame::Event { seq, event, data } => {
+            IncomingFrame::Event {
+                seq,
+                event,
+                data,
+                ts,
+            } => {
                 assert_eq!(
-                    (seq, event.as_str(), data.get()),
-                    (3, "x", r#"{"a": [1, 2]}"#)
+                    (seq, event.as_str(), data.as_str(), ts.as_str()),
+                    (3, "x", r#"{"a": [1, 2]}"#, "t")
                 );
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
+        assert_eq!(
             IncomingFrame::decode(r#"{"type":"ping","t":1}"#, MAX_FRAME_BYTES),
-            Ok(IncomingFrame::Other(ServerFrame::Ping { t: 1, .. }))
-        ));
+            Ok(IncomingFrame::Ping { t: 1, rtt_ms: None })
+        );
         for bad in [
             r#"{"type":"event","seq":1}"#,
             r#"{"seq":1}"#,
@@ -426,6 +611,32 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn client_encoders_write_what_serde_writes() {
+        let resume = ResumePoint {
+            session: "s\"1".into(),
+            seq: u64::MAX,
+        };
+        for (token, resume) in [("t", None), ("a\u{1}\n\"é", Some(&resume))] {
+            let frame = ClientFrame::Auth {
+                token: token.into(),
+                resume: resume.cloned(),
+            };
+            assert_eq!(encode::auth(token, resume), frame.encode());
+        }
+        let send = ClientFrame::Send {
+            id: 17,
+            event: "message".into(),
+            data: json!({"text":"hi"}),
+        };
+        assert_eq!(
+            encode::send(17, r#""message""#, r#"{"text":"hi"}"#),
+            send.encode()
+        );
+        assert_eq!(encode::ack(42), ClientFrame::Ack { seq: 42 }.encode());
+        assert_eq!(encode::pong(0), ClientFrame::Pong { t: 0 }.encode());
     }
 
     #[test]

@@ -587,10 +587,10 @@ fn connect_while_offline_waits_for_the_network() {
 fn sends_while_disconnected_are_queued_and_flushed_in_order_after_auth() {
     let mut conn = Connection::new(config(), Instant::ZERO);
     let a = conn
-        .send(Instant::ZERO, "message", &json!({"n": 1}))
+        .send(Instant::ZERO, "message", &payload(json!({"n": 1})))
         .unwrap();
     let b = conn
-        .send(Instant::ZERO, "message", &json!({"n": 2}))
+        .send(Instant::ZERO, "message", &payload(json!({"n": 2})))
         .unwrap();
     assert_eq!((a, b), (SendId(1), SendId(2)));
     assert_eq!(conn.stats().outbox_depth, 2);
@@ -608,7 +608,9 @@ fn sends_while_disconnected_are_queued_and_flushed_in_order_after_auth() {
 #[test]
 fn a_send_while_connected_goes_out_at_once_and_its_ack_is_reported() {
     let (mut conn, socket) = live();
-    let id = conn.send(at(1), "get_unread_count", &json!({})).unwrap();
+    let id = conn
+        .send(at(1), "get_unread_count", &payload(json!({})))
+        .unwrap();
     assert_eq!(
         frames(&actions(&mut conn)),
         [json!({"type":"send","id":1,"event":"get_unread_count","data":{}})]
@@ -623,7 +625,7 @@ fn a_send_while_connected_goes_out_at_once_and_its_ack_is_reported() {
         events(&mut conn),
         [Event::Ack {
             id,
-            result: Ok(Some(json!({"count": 3})))
+            result: Ok(Some(payload(json!({"count": 3}))))
         }]
     );
     assert_eq!(conn.stats().outbox_depth, 0);
@@ -640,7 +642,7 @@ fn a_send_while_connected_goes_out_at_once_and_its_ack_is_reported() {
 #[test]
 fn a_rejected_ack_is_reported_with_the_server_code() {
     let (mut conn, socket) = live();
-    let id = conn.send(at(1), "nope", &json!(null)).unwrap();
+    let id = conn.send(at(1), "nope", &payload(json!(null))).unwrap();
     frame(
         &mut conn,
         at(2),
@@ -665,11 +667,11 @@ fn a_full_outbox_refuses_only_the_send_that_does_not_fit() {
     cfg.outbox_max_messages = 3;
     let mut conn = Connection::new(cfg, Instant::ZERO);
     for n in 0..3 {
-        conn.send(Instant::ZERO, "message", &json!({ "n": n }))
+        conn.send(Instant::ZERO, "message", &payload(json!({ "n": n })))
             .unwrap();
     }
     assert_eq!(
-        conn.send(Instant::ZERO, "message", &json!({"n": 3})),
+        conn.send(Instant::ZERO, "message", &payload(json!({"n": 3}))),
         Err(SendError::OutboxFull {
             max_messages: 3,
             max_bytes: 1024 * 1024
@@ -687,19 +689,19 @@ fn the_byte_bound_and_frame_limit_are_enforced() {
     let mut cfg = config();
     cfg.outbox_max_bytes = 100;
     let mut conn = Connection::new(cfg, Instant::ZERO);
-    conn.send(Instant::ZERO, "m", &json!("x".repeat(60)))
+    conn.send(Instant::ZERO, "m", &payload(json!("x".repeat(60))))
         .unwrap();
     assert!(matches!(
-        conn.send(Instant::ZERO, "m", &json!("x".repeat(60))),
+        conn.send(Instant::ZERO, "m", &payload(json!("x".repeat(60)))),
         Err(SendError::OutboxFull { .. })
     ));
     let huge = json!("x".repeat(70_000));
     assert!(matches!(
-        conn.send(Instant::ZERO, "m", &huge),
+        conn.send(Instant::ZERO, "m", &payload(huge)),
         Err(SendError::TooLarge { limit: 65_536, .. })
     ));
     assert_eq!(
-        conn.send(Instant::ZERO, "", &json!(1)),
+        conn.send(Instant::ZERO, "", &payload(json!(1))),
         Err(SendError::EmptyEventName)
     );
     assert_eq!(conn.stats().outbox_depth, 1);
@@ -709,7 +711,8 @@ fn the_byte_bound_and_frame_limit_are_enforced() {
 fn unacked_sends_are_resent_with_the_same_ids_after_a_resume() {
     let (mut conn, socket) = live();
     for n in 0..3 {
-        conn.send(at(1), "message", &json!({ "n": n })).unwrap();
+        conn.send(at(1), "message", &payload(json!({ "n": n })))
+            .unwrap();
     }
     actions(&mut conn);
     frame(
@@ -731,7 +734,8 @@ fn unacked_sends_are_resent_with_the_same_ids_after_a_resume() {
 fn a_new_session_renumbers_from_one_after_rejoining_rooms() {
     let (mut conn, socket) = live();
     conn.join(at(1), "chat:7");
-    conn.send(at(1), "message", &json!({"text": "a"})).unwrap();
+    conn.send(at(1), "message", &payload(json!({"text": "a"})))
+        .unwrap();
     assert_eq!(
         frames(&actions(&mut conn)),
         [
@@ -900,7 +904,7 @@ fn request_timeout_reports_and_removes_the_send() {
         .request(
             at(0),
             "get_unread_count",
-            &json!({}),
+            &payload(json!({})),
             Duration::from_secs(2),
         )
         .unwrap();
@@ -1030,7 +1034,7 @@ fn stats_count_frames_and_time_in_state() {
 fn disconnect_suspends_request_timeouts_and_connect_rearms_them() {
     let (mut conn, _) = live();
     let id = conn
-        .request(at(0), "x", &json!({}), Duration::from_secs(1))
+        .request(at(0), "x", &payload(json!({})), Duration::from_secs(1))
         .unwrap();
     conn.disconnect(at(10));
     events(&mut conn);

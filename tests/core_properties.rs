@@ -7,8 +7,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::json;
 use sockline::core::{
-    Action, Connection, ConnectionState, Env, Event, Input, Instant, RequestId, SendId, SocketId,
-    Transport,
+    Action, Connection, ConnectionState, Env, Event, Input, Instant, Payload, RequestId, SendId,
+    SocketId, Transport,
 };
 use sockline::ConnectionConfig;
 
@@ -191,13 +191,13 @@ proptest! {
                 }
                 Step::Send => {
                     w.fed = now;
-                    if let Ok(id) = w.conn.send(now, "message", &json!({"t": now.as_millis()})) {
+                    if let Ok(id) = w.conn.send(now, "message", &Payload::from_value(&json!({"t": now.as_millis()}))) {
                         w.accepted.push(id);
                     }
                 }
                 Step::Request(ms) => {
                     w.fed = now;
-                    if let Ok(id) = w.conn.request(now, "x", &json!({}), Duration::from_millis(ms)) {
+                    if let Ok(id) = w.conn.request(now, "x", &Payload::from_value(&json!({})), Duration::from_millis(ms)) {
                         w.accepted.push(id);
                     }
                 }

@@ -5,8 +5,10 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::{json, Value};
+use sockline::core::Payload;
 use sockline::protocol::{
-    ClientFrame, CloseCode, DecodeError, ErrorBody, ResumePoint, ServerFrame, MAX_FRAME_BYTES,
+    encode, ClientFrame, CloseCode, DecodeError, ErrorBody, IncomingFrame, ResumePoint,
+    ServerFrame, MAX_FRAME_BYTES,
 };
 
 fn all_client_frames() -> Vec<ClientFrame> {
@@ -337,4 +339,121 @@ fn close_codes_display_and_serialize_as_bare_numbers() {
         serde_json::from_str::<CloseCode>("4008").unwrap(),
         CloseCode::TOO_MANY_CONNECTIONS
     );
+}
+
+/// The client's serde-free codec (what the browser runs) against the serde frames (what the
+/// server runs), on every target: the same bytes out, the same frames in.
+#[test]
+fn the_client_codec_matches_the_serde_frames() {
+    for frame in all_client_frames() {
+        let ours = match &frame {
+            ClientFrame::Auth { token, resume } => encode::auth(token, resume.as_ref()),
+            ClientFrame::Send { id, event, data } => encode::send(
+                *id,
+                &serde_json::to_string(event).unwrap(),
+                &data.to_string(),
+            ),
+            ClientFrame::Ack { seq } => encode::ack(*seq),
+            ClientFrame::Pong { t } => encode::pong(*t),
+        };
+        assert_eq!(ours, frame.encode());
+    }
+    let raw = |v: &Value| v.to_string();
+    for frame in all_server_frames() {
+        let text = frame.encode();
+        let expected = match frame {
+            ServerFrame::Authenticated {
+                user_id,
+                session,
+                heartbeat_ms,
+                resumed,
+                missed,
+            } => IncomingFrame::Authenticated {
+                user_id,
+                session,
+                heartbeat_ms,
+                resumed,
+                missed,
+            },
+            ServerFrame::AuthError { code, message } => IncomingFrame::AuthError { code, message },
+            ServerFrame::Event {
+                seq,
+                event,
+                data,
+                ts,
+            } => IncomingFrame::Event {
+                seq,
+                event,
+                data: raw(&data),
+                ts,
+            },
+            ServerFrame::Ack {
+                id,
+                ok,
+                data,
+                error,
+            } => IncomingFrame::Ack {
+                id,
+                ok,
+                data: data.as_ref().map(raw),
+                error,
+            },
+            ServerFrame::Error { code, message } => IncomingFrame::Error { code, message },
+            ServerFrame::Ping { t, rtt_ms } => IncomingFrame::Ping { t, rtt_ms },
+        };
+        assert_eq!(
+            IncomingFrame::decode(&text, MAX_FRAME_BYTES),
+            Ok(expected),
+            "{text}"
+        );
+    }
+    // Defaults and `null`s as serde reads them.
+    assert_eq!(
+        IncomingFrame::decode(
+            r#"{"type":"ack","id":1,"ok":true,"data":null,"error":null,"x":[{}]}"#,
+            MAX_FRAME_BYTES
+        ),
+        Ok(IncomingFrame::Ack {
+            id: 1,
+            ok: true,
+            data: None,
+            error: None
+        })
+    );
+    assert_eq!(
+        IncomingFrame::decode(r#"{"type":"event","seq":1,"event":"e"}"#, MAX_FRAME_BYTES),
+        Ok(IncomingFrame::Event {
+            seq: 1,
+            event: "e".into(),
+            data: "null".into(),
+            ts: String::new(),
+        })
+    );
+    let big = format!(
+        r#"{{"type":"ping","t":1,"x":"{}"}}"#,
+        "a".repeat(MAX_FRAME_BYTES)
+    );
+    assert!(matches!(
+        IncomingFrame::decode(&big, MAX_FRAME_BYTES),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn payloads_must_be_one_json_value() {
+    for ok in [
+        "null",
+        " {\"a\":[1,2.5e-3,\"\\ud83d\\udc4b\"]} ",
+        "\"x\"",
+        "-0",
+    ] {
+        assert_eq!(
+            Payload::from_json(ok).map(|p| p.into_json()),
+            Ok(ok.to_owned())
+        );
+    }
+    for bad in ["", "{", "1 2", "'x'", "undefined", "\"\\ud800\"", "[1,]"] {
+        assert!(Payload::from_json(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(Payload::null().json(), "null");
 }

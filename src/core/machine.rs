@@ -1,9 +1,7 @@
 //! [`Connection`]: the state machine itself — inputs, commands, timers and the two output queues.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
-
-use serde_json::Value;
 
 use super::Payload;
 use super::{
@@ -12,7 +10,8 @@ use super::{
 };
 use crate::config::ConnectionConfig;
 use crate::error::{AckError, ClientError, SendError};
-use crate::protocol::{ClientFrame, CloseCode, IncomingFrame, ResumePoint, ServerFrame};
+use crate::json;
+use crate::protocol::{encode, CloseCode, ErrorBody, IncomingFrame, ResumePoint};
 
 /// Room for the frame envelope around an entry's event and data (`{"type":"send","id":…}`).
 const SEND_ENVELOPE_BYTES: usize = 64;
@@ -94,10 +93,12 @@ pub struct Connection {
     /// The session to resume, from the last `authenticated`.
     session: Option<String>,
     heartbeat: Duration,
-    rooms: BTreeSet<String>,
+    /// The room set, sorted (re-joined in this order). A vector: apps join a few rooms.
+    rooms: Vec<String>,
     outbox: Outbox,
     /// The timeout of each pending request, for the error it reports.
-    request_timeouts: BTreeMap<SendId, Duration>,
+    /// (Send ids only grow, so pushing keeps it sorted.)
+    request_timeouts: Vec<(SendId, Duration)>,
     inbox: Inbox,
     reconnects: u64,
     frames_in: u64,
@@ -132,8 +133,8 @@ impl Connection {
             stopped: false,
             session: None,
             heartbeat: Duration::from_secs(30),
-            rooms: BTreeSet::new(),
-            request_timeouts: BTreeMap::new(),
+            rooms: Vec::new(),
+            request_timeouts: Vec::new(),
             inbox: Inbox::default(),
             reconnects: 0,
             frames_in: 0,
@@ -246,13 +247,14 @@ impl Connection {
                 now,
                 Failure::retryable(format!(
                     "heartbeat timeout: no frame for {} ms",
-                    (self.heartbeat + self.config.heartbeat_grace).as_millis()
+                    // As u64: formatting a u128 would link its own formatter.
+                    (self.heartbeat + self.config.heartbeat_grace).as_millis() as u64
                 )),
             ),
             Timer::AckFlush => self.flush_inbox_ack(),
             Timer::HiddenGrace => self.pause(),
             Timer::Request(id) => {
-                let timeout = self.request_timeouts.remove(&id).unwrap_or_default();
+                let timeout = self.take_request_timeout(id).unwrap_or_default();
                 if self.outbox.remove(id).is_some() {
                     self.events.push_back(Event::Ack {
                         id,
@@ -275,11 +277,7 @@ impl Connection {
                     session,
                     seq: self.inbox.last_seq(),
                 });
-                let auth = ClientFrame::Auth {
-                    token: token.clone(),
-                    resume,
-                }
-                .encode();
+                let auth = encode::auth(token, resume.as_ref());
                 self.link = Link::AwaitingAuth { socket };
                 self.send_frame(auth);
                 self.timers.cancel(Timer::ConnectTimeout);
@@ -326,21 +324,15 @@ impl Connection {
         if let Link::Live { .. } = self.link {
             self.arm_heartbeat(now);
         }
-        let frame = match frame {
-            IncomingFrame::Event { seq, event, data } => {
-                return self.handle_event(now, seq, event, Payload::from_raw(data));
-            }
-            IncomingFrame::Other(frame) => frame,
-        };
         match frame {
-            ServerFrame::Authenticated {
+            IncomingFrame::Authenticated {
                 session,
                 heartbeat_ms,
                 resumed,
                 missed,
                 ..
             } => self.handle_authenticated(now, session, heartbeat_ms, resumed, missed),
-            ServerFrame::AuthError { code, message } => {
+            IncomingFrame::AuthError { code, message } => {
                 if !matches!(self.link, Link::AwaitingAuth { .. }) {
                     return self.unexpected("auth_error");
                 }
@@ -353,24 +345,24 @@ impl Connection {
                     );
                 }
             }
-            ServerFrame::Event {
+            IncomingFrame::Event {
                 seq, event, data, ..
-            } => self.handle_event(now, seq, event, Payload::from_value(&data)),
-            ServerFrame::Ack {
+            } => self.handle_event(now, seq, event, Payload::from_valid(data)),
+            IncomingFrame::Ack {
                 id,
                 ok,
                 data,
                 error,
-            } => self.handle_ack(id, ok, data, error),
-            ServerFrame::Error { code, message } => {
+            } => self.handle_ack(id, ok, data.map(Payload::from_valid), error),
+            IncomingFrame::Error { code, message } => {
                 self.events
                     .push_back(Event::Error(ClientError::Server { code, message }));
             }
-            ServerFrame::Ping { t, rtt_ms } => {
+            IncomingFrame::Ping { t, rtt_ms } => {
                 if let Some(rtt) = rtt_ms {
                     self.last_rtt = Some(Duration::from_millis(rtt));
                 }
-                self.send_frame(ClientFrame::Pong { t }.encode());
+                self.send_frame(encode::pong(t));
             }
         }
     }
@@ -440,8 +432,8 @@ impl Connection {
         &mut self,
         wire_id: u64,
         ok: bool,
-        data: Option<Value>,
-        error: Option<crate::protocol::ErrorBody>,
+        data: Option<Payload>,
+        error: Option<ErrorBody>,
     ) {
         let Some(entry) = self.outbox.take_acked(wire_id) else {
             return; // a repeated ack for a send already settled
@@ -452,7 +444,7 @@ impl Connection {
         match entry.kind {
             EntryKind::App => {
                 self.timers.cancel(Timer::Request(entry.id));
-                self.request_timeouts.remove(&entry.id);
+                self.take_request_timeout(entry.id);
                 let result = if ok {
                     Ok(data)
                 } else {
@@ -466,7 +458,7 @@ impl Connection {
             EntryKind::Room { room, join } => {
                 if !ok {
                     if join {
-                        self.rooms.remove(&room);
+                        self.remove_room(&room);
                     }
                     self.events.push_back(Event::Error(ClientError::Room {
                         room,
@@ -615,7 +607,7 @@ impl Connection {
     ///
     /// `Err` only when the send cannot be taken at all (outbox full, frame too large, empty
     /// name); nothing else is dropped.
-    pub fn send(&mut self, now: Instant, event: &str, data: &Value) -> Result<SendId, SendError> {
+    pub fn send(&mut self, now: Instant, event: &str, data: &Payload) -> Result<SendId, SendError> {
         self.advance(now);
         self.enqueue(event, data, None)
     }
@@ -626,7 +618,7 @@ impl Connection {
         &mut self,
         now: Instant,
         event: &str,
-        data: &Value,
+        data: &Payload,
         timeout: Duration,
     ) -> Result<SendId, SendError> {
         let now = self.advance(now);
@@ -636,16 +628,15 @@ impl Connection {
     fn enqueue(
         &mut self,
         event: &str,
-        data: &Value,
+        data: &Payload,
         timeout: Option<(Instant, Duration)>,
     ) -> Result<SendId, SendError> {
         if event.is_empty() {
             return Err(SendError::EmptyEventName);
         }
-        let event_json =
-            serde_json::to_string(event).map_err(|e| SendError::BadPayload(e.to_string()))?;
-        let data_json =
-            serde_json::to_string(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let mut event_json = String::new();
+        json::write_string(&mut event_json, event);
+        let data_json = String::from(data.json());
         let size = event_json.len() + data_json.len() + SEND_ENVELOPE_BYTES;
         if size > self.config.max_frame_bytes {
             return Err(SendError::TooLarge {
@@ -661,7 +652,7 @@ impl Connection {
         })?;
         self.next_send += 1;
         if let Some((now, timeout)) = timeout {
-            self.request_timeouts.insert(id, timeout);
+            self.request_timeouts.push((id, timeout));
             if !self.stopped {
                 self.timers.set(Timer::Request(id), now + timeout);
             }
@@ -673,7 +664,8 @@ impl Connection {
     /// Adds `room` to the room set and joins it (now if connected, else on the next session).
     pub fn join(&mut self, now: Instant, room: &str) {
         self.advance(now);
-        if self.rooms.insert(room.to_owned()) {
+        if let Err(index) = self.rooms.binary_search_by(|r| r.as_str().cmp(room)) {
+            self.rooms.insert(index, room.to_owned());
             self.queue_room(room.to_owned(), true);
         }
     }
@@ -681,9 +673,26 @@ impl Connection {
     /// Removes `room` from the room set and leaves it.
     pub fn leave(&mut self, now: Instant, room: &str) {
         self.advance(now);
-        if self.rooms.remove(room) {
+        if self.remove_room(room) {
             self.queue_room(room.to_owned(), false);
         }
+    }
+
+    /// Removes `room` from the room set; whether it was there.
+    fn remove_room(&mut self, room: &str) -> bool {
+        match self.rooms.binary_search_by(|r| r.as_str().cmp(room)) {
+            Ok(index) => {
+                self.rooms.remove(index);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Forgets request `id`'s timeout and returns it.
+    fn take_request_timeout(&mut self, id: SendId) -> Option<Duration> {
+        let index = self.request_timeouts.iter().position(|(i, _)| *i == id)?;
+        Some(self.request_timeouts.remove(index).1)
     }
 
     fn queue_room(&mut self, room: String, join: bool) {
@@ -701,7 +710,9 @@ impl Connection {
         } else {
             "\"leave_room\""
         };
-        let data = serde_json::json!({ "room": room }).to_string();
+        let mut data = String::from(r#"{"room":"#);
+        json::write_string(&mut data, &room);
+        data.push('}');
         Entry::new(id, EntryKind::Room { room, join }, event.into(), data)
     }
 
@@ -725,14 +736,10 @@ impl Connection {
 
     /// Re-arms request timeouts suspended by `disconnect()`.
     fn rearm_requests(&mut self, now: Instant) {
-        let pending: Vec<(SendId, Duration)> = self
-            .request_timeouts
-            .iter()
-            .map(|(id, timeout)| (*id, *timeout))
-            .collect();
-        for (id, timeout) in pending {
-            if !self.timers.is_set(Timer::Request(id)) {
-                self.timers.set(Timer::Request(id), now + timeout);
+        let timers = &mut self.timers;
+        for &(id, timeout) in &self.request_timeouts {
+            if !timers.is_set(Timer::Request(id)) {
+                timers.set(Timer::Request(id), now + timeout);
             }
         }
     }
@@ -849,7 +856,7 @@ impl Connection {
         self.timers.cancel(Timer::AckFlush);
         if let Link::Live { .. } = self.link {
             if let Some(seq) = self.inbox.take_ack() {
-                self.send_frame(ClientFrame::Ack { seq }.encode());
+                self.send_frame(encode::ack(seq));
             }
         }
     }

@@ -69,10 +69,6 @@ mod timers;
 use std::ops::Add;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
-use serde_json::Value;
-
 pub use backoff::{Backoff, Rng};
 pub use inbox::{Arrival, Inbox};
 pub use machine::Connection;
@@ -81,6 +77,7 @@ pub use state::{ConnectionState, DisconnectReason};
 pub use timers::{Timer, TimerTable};
 
 use crate::error::{AckError, ClientError};
+use crate::json::{self, JsonError};
 
 /// A point in the driver's monotonic time, in milliseconds since an origin the driver picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -219,47 +216,44 @@ pub enum Action {
     },
 }
 
-/// An event payload exactly as the server sent it: raw JSON text, decoded on demand straight
-/// into the listener's type (one pass, no intermediate `Value`).
-#[derive(Debug, Clone)]
-pub struct Payload(Box<RawValue>);
+/// A JSON payload as text: an event's `data` exactly as the server sent it, or what the app
+/// sends. Always one valid JSON value (checked by [`from_json`](Self::from_json)); drivers
+/// decode it on demand (the browser with `JSON.parse`, the native client with `serde_json`:
+/// `decode::<T>()` / `to_value()`), so the core never parses payloads itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload(String);
 
 impl Payload {
-    /// Wraps raw JSON text.
-    pub fn from_raw(raw: Box<RawValue>) -> Self {
-        Payload(raw)
+    /// Takes `text` if it is one JSON value (whitespace around it allowed).
+    pub fn from_json(text: impl Into<String>) -> Result<Self, JsonError> {
+        let text = text.into();
+        json::validate(&text)?;
+        Ok(Payload(text))
     }
 
-    /// Encodes `value`.
-    pub fn from_value(value: &Value) -> Self {
-        // A `Value` always serializes.
-        Payload(serde_json::value::to_raw_value(value).expect("a Value serializes"))
+    /// `null`.
+    pub fn null() -> Self {
+        Payload(String::from("null"))
+    }
+
+    /// Wraps text already known to be one JSON value (a validated slice, or encoder output).
+    pub(crate) fn from_valid(text: String) -> Self {
+        Payload(text)
     }
 
     /// The JSON text.
     pub fn json(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
-    /// Decodes the payload as `T`.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
-    }
-
-    /// Decodes the payload as a `Value` (`Null` if it nests deeper than serde_json allows).
-    pub fn to_value(&self) -> Value {
-        self.decode().unwrap_or(Value::Null)
-    }
-}
-
-impl PartialEq for Payload {
-    fn eq(&self, other: &Self) -> bool {
-        self.json() == other.json()
+    /// The JSON text, owned.
+    pub fn into_json(self) -> String {
+        self.0
     }
 }
 
 /// What the application hears.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The connection state changed.
     StateChanged {
@@ -281,8 +275,9 @@ pub enum Event {
     Ack {
         /// The send.
         id: SendId,
-        /// `Ok(data)` on `ok: true`.
-        result: Result<Option<Value>, AckError>,
+        /// `Ok(data)` on `ok: true`, with the ack's `data` as raw JSON (`None` when absent or
+        /// `null`).
+        result: Result<Option<Payload>, AckError>,
     },
     /// A problem that did not stop the connection.
     Error(ClientError),

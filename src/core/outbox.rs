@@ -59,10 +59,7 @@ impl Entry {
     }
 
     fn frame(&self, wire_id: u64) -> String {
-        format!(
-            r#"{{"type":"send","id":{wire_id},"event":{},"data":{}}}"#,
-            self.event_json, self.data_json
-        )
+        crate::protocol::encode::send(wire_id, &self.event_json, &self.data_json)
     }
 }
 

@@ -1,7 +1,5 @@
 //! The timer table: one deadline per [`Timer`]; the connection's next timeout is its minimum.
 
-use std::collections::BTreeMap;
-
 use super::{Instant, SendId};
 
 /// Everything the connection may need to be woken for.
@@ -24,51 +22,61 @@ pub enum Timer {
 }
 
 /// Deadlines keyed by [`Timer`].
+///
+/// A short unsorted vector: it holds a handful of timers (plus one per pending request), so a
+/// linear scan is as fast as a tree and far smaller in wasm.
 #[derive(Debug, Default, Clone)]
 pub struct TimerTable {
-    deadlines: BTreeMap<Timer, Instant>,
+    deadlines: Vec<(Timer, Instant)>,
 }
 
 impl TimerTable {
     /// Arms (or re-arms) `timer` to fire at `at`.
     pub fn set(&mut self, timer: Timer, at: Instant) {
-        self.deadlines.insert(timer, at);
+        match self.deadlines.iter_mut().find(|(t, _)| *t == timer) {
+            Some(entry) => entry.1 = at,
+            None => self.deadlines.push((timer, at)),
+        }
     }
 
     /// Disarms `timer`.
     pub fn cancel(&mut self, timer: Timer) {
-        self.deadlines.remove(&timer);
+        self.deadlines.retain(|(t, _)| *t != timer);
     }
 
     /// Whether `timer` is armed.
     pub fn is_set(&self, timer: Timer) -> bool {
-        self.deadlines.contains_key(&timer)
+        self.get(timer).is_some()
     }
 
     /// The deadline of `timer`, if armed.
     pub fn get(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines.get(&timer).copied()
+        self.deadlines
+            .iter()
+            .find(|(t, _)| *t == timer)
+            .map(|(_, at)| *at)
     }
 
     /// Disarms every timer for which `keep` returns false.
     pub fn retain(&mut self, mut keep: impl FnMut(Timer) -> bool) {
-        self.deadlines.retain(|timer, _| keep(*timer));
+        self.deadlines.retain(|(timer, _)| keep(*timer));
     }
 
     /// The earliest deadline.
     pub fn next(&self) -> Option<Instant> {
-        self.deadlines.values().min().copied()
+        self.deadlines.iter().map(|(_, at)| *at).min()
     }
 
-    /// Disarms and returns the earliest timer due at `now`, if any.
+    /// Disarms and returns the earliest timer due at `now`, if any (ties go to the smaller
+    /// [`Timer`], so the order never depends on when timers were armed).
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
-        let (timer, _) = self
+        let index = self
             .deadlines
             .iter()
-            .filter(|(_, at)| **at <= now)
-            .min_by_key(|(timer, at)| (**at, **timer))?;
-        let timer = *timer;
-        self.deadlines.remove(&timer);
-        Some(timer)
+            .enumerate()
+            .filter(|(_, (_, at))| *at <= now)
+            .min_by_key(|(_, (timer, at))| (*at, *timer))
+            .map(|(i, _)| i)?;
+        Some(self.deadlines.swap_remove(index).0)
     }
 }

@@ -223,7 +223,7 @@ impl Client {
     /// Queues `event` with `data`; it goes out when connected and stays queued until acked.
     /// The ack arrives as [`Notice::Ack`].
     pub fn send(&self, event: &str, data: impl Serialize) -> Result<SendId, SendError> {
-        let data = serde_json::to_value(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let data = to_payload(data)?;
         let now = self.shared.now();
         let id = self.shared.conn().send(now, event, &data)?;
         self.wake();
@@ -242,7 +242,7 @@ impl Client {
         event: &str,
         data: impl Serialize,
     ) -> Result<Option<Value>, RequestError> {
-        let data = serde_json::to_value(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+        let data = to_payload(data)?;
         let (tx, rx) = oneshot::channel();
         {
             let now = self.shared.now();
@@ -391,4 +391,10 @@ impl Stream for StateStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StateChange>> {
         self.rx.poll_recv(cx)
     }
+}
+
+/// Encodes a send's data (through `Value`, so object keys go out sorted as they always have).
+fn to_payload(data: impl Serialize) -> Result<Payload, SendError> {
+    let value = serde_json::to_value(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
+    Ok(Payload::from_value(&value))
 }

@@ -238,6 +238,7 @@ fn deliver(shared: &Shared, event: Event, now: crate::core::Instant, last_error:
             shared.dispatch_message(&Message { event, data, seq });
         }
         Event::Ack { id, result } => {
+            let result = result.map(|data| data.map(|d| d.to_value()));
             shared.settle(id, &result);
             shared.dispatch_notice(&Notice::Ack { id, result });
         }

@@ -7,6 +7,7 @@
 mod client;
 mod config;
 mod driver;
+mod payload;
 
 pub use client::{Client, ListenerGuard, Message, Notice, RequestError, StateChange, StateStream};
 pub use config::{ClientConfig, TokenFuture, TokenSource};

@@ -5,14 +5,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::{Function, Promise};
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::driver::{self, Shared};
 use super::js;
 use super::options::Options;
-use crate::core::Connection;
+use crate::core::{Connection, Payload};
 use crate::error::SendError;
 use crate::events::{ListenerId, Topic};
 
@@ -46,10 +45,11 @@ fn send_error(e: &SendError) -> JsValue {
     js::error(e.code(), &e.to_string())
 }
 
-/// `JSON.stringify(data)` read back as a JSON value; `undefined` becomes `null`.
-fn to_value(data: &JsValue) -> Result<Value, JsValue> {
+/// `JSON.stringify(data)` as a payload; `undefined` (or anything `JSON.stringify` skips, such as
+/// a function) becomes `null`.
+fn to_payload(data: &JsValue) -> Result<Payload, JsValue> {
     if data.is_undefined() {
-        return Ok(Value::Null);
+        return Ok(Payload::null());
     }
     let text = js_sys::JSON::stringify(data).map_err(|e| {
         js::error(
@@ -58,8 +58,10 @@ fn to_value(data: &JsValue) -> Result<Value, JsValue> {
         )
     })?;
     match text.as_string() {
-        None => Ok(Value::Null),
-        Some(text) => serde_json::from_str(&text)
+        None => Ok(Payload::null()),
+        // Only a lone surrogate can make `JSON.stringify`'s output unacceptable: the server
+        // could not read it either.
+        Some(text) => Payload::from_json(text)
             .map_err(|_| js::error("bad_payload", "data is not JSON-serializable")),
     }
 }
@@ -173,7 +175,7 @@ impl SocklineClient {
     #[wasm_bindgen(skip_typescript)]
     pub fn send(&self, name: JsValue, data: JsValue) -> Result<f64, JsValue> {
         let name = name_arg(&name)?;
-        let data = to_value(&data)?;
+        let data = to_payload(&data)?;
         match driver::command(&self.shared, |conn, now| conn.send(now, &name, &data)) {
             None => Err(freed()),
             Some(Ok(id)) => Ok(id.0 as f64),
@@ -198,7 +200,7 @@ impl SocklineClient {
         options: JsValue,
     ) -> Result<Promise, JsValue> {
         let name = name_arg(&name)?;
-        let data = to_value(&data)?;
+        let data = to_payload(&data)?;
         let timeout = match js::get(&options, "timeoutMs").as_f64() {
             Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_millis(ms as u64),
             Some(_) => return Err(invalid("`timeoutMs` must be a non-negative number")),

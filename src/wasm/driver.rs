@@ -261,7 +261,7 @@ impl Socket {
         // Browsers accept only 1000 and 3000-4999 from scripts; fall back to a plain close.
         if self
             .ws
-            .close_with_code_and_reason(code, &reason[..end])
+            .close_with_code_and_reason(code, reason.get(..end).unwrap_or_default())
             .is_err()
         {
             let _ = self.ws.close();
@@ -609,7 +609,7 @@ fn deliver(shared: &Rc<Shared>, event: Event) {
             match (pending, result) {
                 (Some(p), Ok(data)) => {
                     let value = data
-                        .map(|d| js::parse_json(&serde_json::to_string(&d).unwrap_or_default()))
+                        .map(|d| js::parse_json(d.json()))
                         .unwrap_or(JsValue::UNDEFINED);
                     let _ = p.resolve.call1(&JsValue::UNDEFINED, &value);
                 }

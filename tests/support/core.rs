@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use sockline::core::{Action, Connection, Event, Input, Instant, SocketId, Transport};
+use sockline::core::{Action, Connection, Event, Input, Instant, Payload, SocketId, Transport};
 use sockline::ConnectionConfig;
 
 pub const URL: &str = "ws://test.invalid/ws";
@@ -23,6 +23,11 @@ pub fn actions(conn: &mut Connection) -> Vec<Action> {
 
 pub fn events(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+/// `value` as a send payload (compact JSON text, as the server would send it back).
+pub fn payload(value: Value) -> Payload {
+    Payload::from_json(value.to_string()).expect("a Value encodes to valid JSON")
 }
 
 /// Only the state names of the `StateChanged` events, in order.

@@ -1,0 +1,502 @@
+//! A small JSON scanner and writer for the client's hot path, so the browser build needs no
+//! `serde_json`: validating a value, splitting a top-level object into key → raw value slices,
+//! reading strings (escapes, `\u` pairs), `u64`s and bools, and writing strings with the
+//! escaping `serde_json` uses (so encoded frames are byte-for-byte what `serde_json` would write).
+//!
+//! Everything is checked against RFC 8259, plus the two limits `serde_json` applies when it
+//! parses a `Value` (so a payload the client accepts is one the server can read): a `\u` escape
+//! must not be a lone surrogate, and containers nest at most [`MAX_DEPTH`] deep. Numbers are
+//! checked for syntax only. Never panics: bad input is a [`JsonError`].
+
+use std::borrow::Cow;
+
+/// How deep arrays and objects may nest (as for `serde_json`, 128 levels are refused).
+pub const MAX_DEPTH: usize = 127;
+
+/// Why a text is not the JSON that was asked for: a static reason and the byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonError {
+    reason: &'static str,
+    offset: usize,
+}
+
+impl JsonError {
+    fn new(reason: &'static str, offset: usize) -> Self {
+        JsonError { reason, offset }
+    }
+
+    /// What is wrong, e.g. `expected a value` or `invalid escape`.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The byte offset where the problem was found.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Checks that `text` is exactly one JSON value (whitespace around it allowed).
+pub fn validate(text: &str) -> Result<(), JsonError> {
+    let mut s = Scanner::new(text);
+    s.value(0)?;
+    s.end()
+}
+
+/// Splits a JSON object into its members, in order: each key (unescaped) with its value's raw
+/// text. The whole text must be one object (whitespace around it allowed); every value is
+/// validated. Duplicate keys are kept, the caller decides.
+pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError> {
+    let mut s = Scanner::new(text);
+    s.skip_ws();
+    s.expect(b'{', "expected an object")?;
+    let mut members = Vec::new();
+    s.skip_ws();
+    if !s.eat(b'}') {
+        loop {
+            s.skip_ws();
+            if s.peek() != Some(b'"') {
+                return Err(s.error("expected a string key"));
+            }
+            let key = s.string()?;
+            s.skip_ws();
+            s.expect(b':', "expected `:`")?;
+            s.skip_ws();
+            let start = s.pos;
+            s.value(1)?;
+            members.push((key, s.slice(start, s.pos)));
+            s.skip_ws();
+            if s.eat(b'}') {
+                break;
+            }
+            s.expect(b',', "expected `,` or `}`")?;
+        }
+    }
+    s.end()?;
+    Ok(members)
+}
+
+/// Reads a JSON string (`raw` is its text, quotes included) into its value.
+pub fn parse_string(raw: &str) -> Result<String, JsonError> {
+    let mut s = Scanner::new(raw);
+    s.skip_ws();
+    if s.peek() != Some(b'"') {
+        return Err(s.error("expected a string"));
+    }
+    let value = s.string()?;
+    s.end()?;
+    Ok(value.into_owned())
+}
+
+/// Reads a JSON number that is a non-negative integer fitting a `u64` (no fraction, no
+/// exponent, as `serde_json` requires for a `u64` field).
+pub fn parse_u64(raw: &str) -> Result<u64, JsonError> {
+    let digits = trim_ws(raw);
+    let bytes = digits.as_bytes();
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return Err(JsonError::new("expected an unsigned integer", 0));
+    }
+    if bytes.len() > 1 && bytes[0] == b'0' {
+        return Err(JsonError::new("leading zero", 0));
+    }
+    bytes.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            .ok_or(JsonError::new("integer out of range", 0))
+    })
+}
+
+/// Reads `true` or `false`.
+pub fn parse_bool(raw: &str) -> Result<bool, JsonError> {
+    match trim_ws(raw) {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(JsonError::new("expected a boolean", 0)),
+    }
+}
+
+/// Whether `raw` is the JSON `null`.
+pub fn is_null(raw: &str) -> bool {
+    trim_ws(raw) == "null"
+}
+
+/// Appends `s` as a JSON string, escaped exactly as `serde_json` does (`"`, `\`, and control
+/// characters; `\b \f \n \r \t` short, the rest as `\u00XX`). Runs are cut next to ASCII
+/// bytes only, so every `get` below is `Some`.
+pub fn write_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
+/// Appends `n` in decimal.
+pub fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in buf.iter().skip(i) {
+        out.push(char::from(d));
+    }
+}
+
+/// `raw` without JSON whitespace around it (a byte loop: `trim_matches` links a char searcher).
+fn trim_ws(raw: &str) -> &str {
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = raw.as_bytes();
+    let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    // Cut next to ASCII bytes: always a char boundary.
+    raw.get(start..end).unwrap_or_default()
+}
+
+/// A cursor over the text's bytes (the text is `str`, so UTF-8 is already valid; only ASCII
+/// bytes are ever matched, so every slice boundary is a char boundary).
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        }
+    }
+
+    /// `text[start..end]`. Cuts are only ever made next to ASCII bytes, so they are always char
+    /// boundaries; `get` keeps the panic path (and its formatting code) out of the binary.
+    fn slice(&self, start: usize, end: usize) -> &'a str {
+        self.text.get(start..end).unwrap_or_default()
+    }
+
+    fn error(&self, reason: &'static str) -> JsonError {
+        JsonError::new(reason, self.pos)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, b: u8, reason: &'static str) -> Result<(), JsonError> {
+        if self.eat(b) {
+            Ok(())
+        } else {
+            Err(self.error(reason))
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Only whitespace may follow.
+    fn end(&mut self) -> Result<(), JsonError> {
+        self.skip_ws();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.error("trailing characters"))
+        }
+    }
+
+    /// Skips one value (leading whitespace allowed) nested `depth` containers deep.
+    fn value(&mut self, depth: usize) -> Result<(), JsonError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => self.container(depth, b'}', true),
+            Some(b'[') => self.container(depth, b']', false),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.literal("true"),
+            Some(b'f') => self.literal("false"),
+            Some(b'n') => self.literal("null"),
+            _ => Err(self.error("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &'static str) -> Result<(), JsonError> {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        if rest.starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    /// An object (`keyed`) or array, at the opening bracket.
+    fn container(&mut self, depth: usize, close: u8, keyed: bool) -> Result<(), JsonError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nested too deep"));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        if self.eat(close) {
+            return Ok(());
+        }
+        loop {
+            if keyed {
+                self.skip_ws();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("expected a string key"));
+                }
+                self.string()?;
+                self.skip_ws();
+                self.expect(b':', "expected `:`")?;
+            }
+            self.value(depth + 1)?;
+            self.skip_ws();
+            if self.eat(close) {
+                return Ok(());
+            }
+            self.expect(b',', "expected `,` or a closing bracket")?;
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        self.eat(b'-');
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.eat(b'.') && self.digits() == 0 {
+            return Err(self.error("invalid number"));
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            if !self.eat(b'+') {
+                self.eat(b'-');
+            }
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A string at its opening quote: borrowed when it has no escapes, else decoded.
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        self.pos += 1;
+        let start = self.pos;
+        let mut decoded: Option<String> = None;
+        let mut run = start;
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.error("unterminated string"));
+            };
+            match b {
+                b'"' => {
+                    let end = self.pos;
+                    self.pos += 1;
+                    return Ok(match decoded {
+                        None => Cow::Borrowed(self.slice(start, end)),
+                        Some(mut out) => {
+                            out.push_str(self.slice(run, end));
+                            Cow::Owned(out)
+                        }
+                    });
+                }
+                b'\\' => {
+                    let out = decoded.get_or_insert_with(String::new);
+                    out.push_str(self.slice(run, self.pos));
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    out.push(c);
+                    run = self.pos;
+                }
+                0..=0x1f => return Err(self.error("control character in string")),
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// The character an escape stands for; the cursor is after the backslash.
+    fn escape(&mut self) -> Result<char, JsonError> {
+        let Some(b) = self.peek() else {
+            return Err(self.error("unterminated string"));
+        };
+        self.pos += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let first = self.hex4()?;
+                let code = match first {
+                    0xd800..=0xdbff => {
+                        if !(self.eat(b'\\') && self.eat(b'u')) {
+                            return Err(self.error("lone surrogate in escape"));
+                        }
+                        let second = self.hex4()?;
+                        if !(0xdc00..=0xdfff).contains(&second) {
+                            return Err(self.error("lone surrogate in escape"));
+                        }
+                        0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+                    }
+                    0xdc00..=0xdfff => return Err(self.error("lone surrogate in escape")),
+                    _ => first,
+                };
+                char::from_u32(code).ok_or(self.error("invalid escape"))?
+            }
+            _ => return Err(self.error("invalid escape")),
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let mut n = 0;
+        for _ in 0..4 {
+            let d = match self.peek() {
+                Some(b @ b'0'..=b'9') => b - b'0',
+                Some(b @ b'a'..=b'f') => b - b'a' + 10,
+                Some(b @ b'A'..=b'F') => b - b'A' + 10,
+                _ => return Err(self.error("invalid escape")),
+            };
+            n = n * 16 + u32::from(d);
+            self.pos += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_keep_raw_values() {
+        let m =
+            object_members(r#" {"a" : [1, {"b":null}], "k\u0065y":"v\n", "n":-0.5e+3} "#).unwrap();
+        assert_eq!(
+            m,
+            [
+                (Cow::Borrowed("a"), r#"[1, {"b":null}]"#),
+                (Cow::Owned("key".into()), r#""v\n""#),
+                (Cow::Borrowed("n"), "-0.5e+3"),
+            ]
+        );
+        assert_eq!(object_members("{}").unwrap(), []);
+    }
+
+    #[test]
+    fn strings_numbers_and_bools() {
+        assert_eq!(
+            parse_string(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\udc4b""#).unwrap(),
+            "a\"\\/\u{8}\u{c}\n\r\té👋"
+        );
+        for bad in [
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            r#""\ud800\u0041""#,
+            r#""\x""#,
+            "\"\u{1}\"",
+            "\"abc",
+        ] {
+            assert!(parse_string(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_u64("18446744073709551615"), Ok(u64::MAX));
+        for bad in ["18446744073709551616", "-1", "1.0", "1e2", "01", "", "x"] {
+            assert!(parse_u64(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            (parse_bool("true"), parse_bool("false")),
+            (Ok(true), Ok(false))
+        );
+        assert!(parse_bool("1").is_err());
+    }
+
+    #[test]
+    fn writing() {
+        let mut out = String::new();
+        write_string(&mut out, "a\"\\\u{1}\u{1f}\u{7f}é\n");
+        assert_eq!(
+            out,
+            r#""a\"\\\u0001\u001f\u{7f}é\n""#.replace("\\u{7f}", "\u{7f}")
+        );
+        for n in [0, 7, 10, 12345, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert_eq!(validate(&ok), Ok(()));
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(validate(&deep).is_err());
+        assert!(validate(&"[".repeat(100_000)).is_err());
+    }
+}
