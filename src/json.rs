@@ -58,7 +58,8 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError
     let mut s = Scanner::new(text);
     s.skip_ws();
     s.expect(b'{', "expected an object")?;
-    let mut members = Vec::new();
+    // Server frames have at most six members: one allocation, no regrowth.
+    let mut members = Vec::with_capacity(8);
     s.skip_ws();
     if !s.eat(b'}') {
         loop {
@@ -194,6 +195,39 @@ fn trim_ws(raw: &str) -> &str {
 
 /// A cursor over the text's bytes (the text is `str`, so UTF-8 is already valid; only ASCII
 /// bytes are ever matched, so every slice boundary is a char boundary).
+/// The index of the first byte at or after `i` that ends a plain run inside a string: a quote,
+/// a backslash or a control character (or the end). Eight bytes at a time (SWAR): strings are
+/// most of what a frame is, and this is the scanner's hot loop.
+#[inline(always)]
+fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    // `(x - ONES) & !x & HIGH` is non-zero iff some byte of x is zero; with `ONES * n` in place
+    // of `ONES` (n <= 128) iff some byte is below n.
+    while let Some(chunk) = bytes
+        .get(i..i + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    {
+        let v = u64::from_le_bytes(chunk);
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        let stop = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (v.wrapping_sub(ONES * 0x20) & !v);
+        if stop & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -211,6 +245,8 @@ impl<'a> Scanner<'a> {
 
     /// `text[start..end]`. Cuts are only ever made next to ASCII bytes, so they are always char
     /// boundaries; `get` keeps the panic path (and its formatting code) out of the binary.
+    // Tiny and called per byte: inlined even at opt-level "z".
+    #[inline(always)]
     fn slice(&self, start: usize, end: usize) -> &'a str {
         self.text.get(start..end).unwrap_or_default()
     }
@@ -219,10 +255,14 @@ impl<'a> Scanner<'a> {
         JsonError::new(reason, self.pos)
     }
 
+    // Tiny and called per byte: inlined even at opt-level "z".
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    // Tiny and called per byte: inlined even at opt-level "z".
+    #[inline(always)]
     fn eat(&mut self, b: u8) -> bool {
         if self.peek() == Some(b) {
             self.pos += 1;
@@ -240,6 +280,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    // Tiny and called per byte: inlined even at opt-level "z".
+    #[inline(always)]
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -348,6 +390,7 @@ impl<'a> Scanner<'a> {
         let mut decoded: Option<String> = None;
         let mut run = start;
         loop {
+            self.pos = skip_plain(self.bytes, self.pos);
             let Some(b) = self.peek() else {
                 return Err(self.error("unterminated string"));
             };
@@ -447,6 +490,32 @@ mod tests {
             ]
         );
         assert_eq!(object_members("{}").unwrap(), []);
+    }
+
+    #[test]
+    fn skip_plain_stops_where_a_byte_loop_does() {
+        let naive = |bytes: &[u8], i: usize| {
+            (i..bytes.len())
+                .find(|&j| matches!(bytes[j], b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(bytes.len())
+        };
+        for special in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+            for at in 0..20 {
+                let mut bytes = vec![b'a'; 24];
+                bytes[5] = 0xc3; // multi-byte UTF-8 never stops a run
+                bytes[6] = 0xa9;
+                bytes[at] = special;
+                for start in 0..bytes.len() {
+                    assert_eq!(
+                        skip_plain(&bytes, start),
+                        naive(&bytes, start),
+                        "{special} {at} {start}"
+                    );
+                }
+            }
+        }
+        assert_eq!(skip_plain(b"", 0), 0);
+        assert_eq!(skip_plain(b"abc", 7), 7);
     }
 
     #[test]
