@@ -747,14 +747,7 @@ impl Connection {
     fn start_attempt(&mut self, now: Instant, attempt: u32) {
         self.drop_link("restarting");
         if !self.online {
-            self.set_state(
-                now,
-                ConnectionState::Reconnecting {
-                    attempt: self.retries,
-                    next_at: None,
-                },
-            );
-            return;
+            return self.wait_for_network(now);
         }
         let request = RequestId(self.next_request);
         self.next_request += 1;
@@ -763,6 +756,17 @@ impl Connection {
         self.timers
             .set(Timer::ConnectTimeout, now + self.config.connect_timeout);
         self.set_state(now, ConnectionState::Connecting { attempt });
+    }
+
+    /// Offline: wait in `reconnecting` with no timer and no retry spent until `Env(Online)`.
+    fn wait_for_network(&mut self, now: Instant) {
+        self.set_state(
+            now,
+            ConnectionState::Reconnecting {
+                attempt: self.retries,
+                next_at: None,
+            },
+        );
     }
 
     /// The link failed: close what is open, then retry later, wait for the network, or stop.
@@ -782,14 +786,7 @@ impl Connection {
             return;
         }
         if !self.online {
-            self.set_state(
-                now,
-                ConnectionState::Reconnecting {
-                    attempt: self.retries,
-                    next_at: None,
-                },
-            );
-            return;
+            return self.wait_for_network(now);
         }
         if self.retries >= self.config.backoff.max_retries {
             let reason = DisconnectReason::RetriesExhausted {
