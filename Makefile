@@ -12,7 +12,7 @@ WASM_TARGET := wasm32-unknown-unknown
 # `test` runs its steps in the listed order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser \
+.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser test-types \
 	www www-dev server demo test-e2e docs-screenshot
 
 help: ## List the targets
@@ -103,6 +103,9 @@ E2E := timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist -
 www-dev: www
 	cd www && NODE_ENV=development node_modules/.bin/vite build --mode development --outDir dist-dev --logLevel warn
 
+test-types: ## Type-check js/types-test/ against pkg/'s generated .d.ts (misspelt events must not compile); needs `make pkg`
+	cd js && node_modules/.bin/tsc -p tsconfig.types-test.json
+
 test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs) in headless Chromium
 	scripts/setup.sh --browser
 	$(E2E)
@@ -110,4 +113,4 @@ test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs
 docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
 	$(E2E) --docs-screenshot docs/demo.png
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-e2e ## Everything CI runs: setup, then all checks and tests, in order
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-e2e ## Everything CI runs: setup, then all checks and tests, in order
