@@ -1048,3 +1048,91 @@ fn disconnect_suspends_request_timeouts_and_connect_rearms_them() {
         result: Err(AckError::Timeout { timeout_ms: 1_000 })
     }));
 }
+
+#[test]
+fn a_pending_pause_does_not_overwrite_an_auth_rejection() {
+    let mut cfg = config();
+    cfg.hidden_grace = Duration::from_secs(5);
+    let mut conn = Connection::new(cfg, Instant::ZERO);
+    conn.connect(Instant::ZERO);
+    let (socket, _) = finish_connect(&mut conn, Instant::ZERO, "s1", false);
+    conn.handle_input(at(0), Input::Env(Env::Hidden));
+    close(&mut conn, at(1_000), socket, 4001);
+    conn.handle_input(at(5_000), Input::Timeout);
+    assert!(matches!(
+        conn.state(),
+        ConnectionState::Disconnected {
+            reason: DisconnectReason::AuthRejected { .. }
+        }
+    ));
+    // Visible again does not retry a rejected token.
+    conn.handle_input(at(6_000), Input::Env(Env::Visible));
+    assert!(matches!(
+        conn.state(),
+        ConnectionState::Disconnected {
+            reason: DisconnectReason::AuthRejected { .. }
+        }
+    ));
+    assert_eq!(conn.poll_timeout(), None);
+}
+
+#[test]
+fn online_or_visible_during_backoff_retries_at_once_but_keeps_the_count() {
+    let (mut conn, socket) = live();
+    close(&mut conn, at(10), socket, 1006);
+    assert_eq!(reconnecting_at(&conn).0, 1);
+    for (n, env) in [Env::Visible, Env::Online].into_iter().enumerate() {
+        let now = at(20 + n as u64);
+        conn.handle_input(now, Input::Env(env));
+        assert_eq!(
+            conn.state(),
+            &ConnectionState::Connecting {
+                attempt: n as u32 + 1
+            }
+        );
+        // It fails again: the next retry is n + 2, not 1 — tab switching cannot reset the count.
+        let socket = answer_token(&mut conn, now);
+        close(&mut conn, now, socket, 1006);
+        assert_eq!(reconnecting_at(&conn).0, n as u32 + 2);
+    }
+}
+
+#[test]
+fn connect_while_hidden_pauses_until_visible() {
+    let mut conn = Connection::new(config(), Instant::ZERO);
+    conn.handle_input(Instant::ZERO, Input::Env(Env::Hidden));
+    conn.connect(at(1));
+    assert_eq!(actions(&mut conn), []);
+    assert_eq!(
+        conn.state(),
+        &ConnectionState::Disconnected {
+            reason: DisconnectReason::Paused
+        }
+    );
+    conn.handle_input(at(2), Input::Env(Env::Visible));
+    assert_eq!(conn.state(), &ConnectionState::Connecting { attempt: 0 });
+}
+
+#[test]
+fn connect_after_disconnect_while_hidden_pauses_instead_of_staying_stopped() {
+    let (mut conn, _) = live();
+    conn.handle_input(at(1), Input::Env(Env::Hidden));
+    conn.disconnect(at(2));
+    conn.connect(at(3));
+    assert_eq!(
+        conn.state(),
+        &ConnectionState::Disconnected {
+            reason: DisconnectReason::Paused
+        }
+    );
+    conn.handle_input(at(4), Input::Env(Env::Visible));
+    assert_eq!(conn.state(), &ConnectionState::Connecting { attempt: 0 });
+}
+
+#[test]
+fn going_offline_while_connected_counts_as_a_lost_link() {
+    let (mut conn, _) = live();
+    conn.handle_input(at(10), Input::Env(Env::Offline));
+    assert_eq!(conn.stats().reconnects, 1);
+    assert_eq!(conn.last_error(), Some("offline"));
+}

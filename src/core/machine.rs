@@ -477,15 +477,15 @@ impl Connection {
                 if self.stopped {
                     return;
                 }
-                let waiting = matches!(self.state, ConnectionState::Reconnecting { .. })
-                    || matches!(
-                        self.state,
-                        ConnectionState::Disconnected {
-                            reason: DisconnectReason::RetriesExhausted { .. }
-                        }
-                    );
-                if waiting {
-                    self.restart(now);
+                match &self.state {
+                    ConnectionState::Reconnecting {
+                        next_at: Some(_), ..
+                    } => self.retry_now(now),
+                    ConnectionState::Reconnecting { next_at: None, .. }
+                    | ConnectionState::Disconnected {
+                        reason: DisconnectReason::RetriesExhausted { .. },
+                    } => self.restart(now),
+                    _ => {}
                 }
             }
             Env::Offline => {
@@ -493,7 +493,11 @@ impl Connection {
                 if self.stopped || matches!(self.state, ConnectionState::Disconnected { .. }) {
                     return;
                 }
+                if self.state.is_connected() {
+                    self.reconnects += 1;
+                }
                 self.drop_link("offline");
+                self.last_error = Some("offline".to_owned());
                 self.timers.cancel(Timer::Backoff);
                 let attempt = self.retries;
                 self.set_state(
@@ -525,16 +529,15 @@ impl Connection {
                 if self.stopped {
                     return;
                 }
-                let revive = match &self.state {
-                    ConnectionState::Reconnecting { .. } => true,
-                    ConnectionState::Disconnected { reason } => matches!(
-                        reason,
-                        DisconnectReason::Paused | DisconnectReason::RetriesExhausted { .. }
-                    ),
-                    _ => false,
-                };
-                if revive {
-                    self.restart(now);
+                match &self.state {
+                    ConnectionState::Reconnecting {
+                        next_at: Some(_), ..
+                    } => self.retry_now(now),
+                    ConnectionState::Reconnecting { next_at: None, .. }
+                    | ConnectionState::Disconnected {
+                        reason: DisconnectReason::Paused | DisconnectReason::RetriesExhausted { .. },
+                    } => self.restart(now),
+                    _ => {}
                 }
             }
         }
@@ -731,7 +734,25 @@ impl Connection {
         self.retries = 0;
         self.timers.cancel(Timer::Backoff);
         self.rearm_requests(now);
+        if !self.visible && self.config.pause_when_hidden {
+            // Started (or revived) while the page is hidden: pause as a hidden page would.
+            if self.config.hidden_grace.is_zero() {
+                return self.pause();
+            }
+            if !self.timers.is_set(Timer::HiddenGrace) {
+                self.timers
+                    .set(Timer::HiddenGrace, now + self.config.hidden_grace);
+            }
+        }
         self.start_attempt(now, 0);
+    }
+
+    /// Runs the scheduled retry now (the network or the page came back while waiting on the
+    /// backoff timer). The retry count is kept: flapping visibility cannot defeat the give-up.
+    fn retry_now(&mut self, now: Instant) {
+        self.timers.cancel(Timer::Backoff);
+        let attempt = self.retries;
+        self.start_attempt(now, attempt);
     }
 
     /// Re-arms request timeouts suspended by `disconnect()`.
@@ -868,6 +889,10 @@ impl Connection {
     fn set_state(&mut self, now: Instant, to: ConnectionState) {
         if to == self.state {
             return;
+        }
+        if let ConnectionState::Disconnected { .. } = to {
+            // Down for good (or paused already): a pending pause must not rewrite the reason.
+            self.timers.cancel(Timer::HiddenGrace);
         }
         let from = std::mem::replace(&mut self.state, to.clone());
         self.state_since = now;
