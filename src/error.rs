@@ -23,6 +23,9 @@ pub enum SendError {
         /// The limit.
         limit: usize,
     },
+    /// A request after `disconnect()`: no ack can arrive until `connect()`.
+    #[error("the client is disconnected; call connect() first")]
+    Disconnected,
     /// The event name is empty.
     #[error("event name must not be empty")]
     EmptyEventName,
@@ -37,6 +40,7 @@ impl SendError {
         match self {
             SendError::OutboxFull { .. } => "outbox_full",
             SendError::TooLarge { .. } => "too_large",
+            SendError::Disconnected => "disconnected",
             SendError::EmptyEventName => "empty_event_name",
             SendError::BadPayload(_) => "bad_payload",
         }
@@ -54,6 +58,10 @@ pub enum AckError {
         /// The server's explanation.
         message: String,
     },
+    /// The application called `disconnect()` while the request waited; it was removed from
+    /// the outbox.
+    #[error("disconnect() was called before the ack arrived")]
+    Disconnected,
     /// No ack arrived within the request's timeout; the send was removed from the outbox.
     #[error("no ack within {timeout_ms} ms")]
     Timeout {
@@ -68,6 +76,7 @@ impl AckError {
         match self {
             AckError::Rejected { code, .. } => code,
             AckError::Timeout { .. } => "timeout",
+            AckError::Disconnected => "disconnected",
         }
     }
 }

@@ -46,8 +46,15 @@ impl std::error::Error for JsonError {}
 
 /// Checks that `text` is exactly one JSON value (whitespace around it allowed).
 pub fn validate(text: &str) -> Result<(), JsonError> {
+    validate_at(text, 0)
+}
+
+/// Like [`validate`], for a value that will sit `depth` containers deep in a larger document
+/// (a send's `data` is one level inside its frame, so the frame as a whole stays within
+/// [`MAX_DEPTH`]).
+pub fn validate_at(text: &str, depth: usize) -> Result<(), JsonError> {
     let mut s = Scanner::new(text);
-    s.value(0)?;
+    s.value(depth)?;
     s.end()
 }
 

@@ -9,8 +9,8 @@ mod support;
 
 use serde_json::json;
 use sockline::core::{
-    Action, Connection, ConnectionState, DisconnectReason, Env, Event, Input, Instant, SendId,
-    SocketId, Transport,
+    Action, Connection, ConnectionState, DisconnectReason, Env, Event, Input, Instant, Payload,
+    SendId, SocketId, Transport,
 };
 use sockline::{AckError, ClientError, SendError};
 use std::time::Duration;
@@ -1031,22 +1031,38 @@ fn stats_count_frames_and_time_in_state() {
 }
 
 #[test]
-fn disconnect_suspends_request_timeouts_and_connect_rearms_them() {
+fn disconnect_fails_pending_requests_first_and_refuses_new_ones() {
     let (mut conn, _) = live();
-    let id = conn
-        .request(at(0), "x", &payload(json!({})), Duration::from_secs(1))
+    let request = conn
+        .request(at(0), "x", &Payload::null(), Duration::from_secs(1))
         .unwrap();
+    let plain = conn.send(at(0), "x", &Payload::null()).unwrap();
     conn.disconnect(at(10));
-    events(&mut conn);
+    let evs = events(&mut conn);
+    assert_eq!(
+        evs[0],
+        Event::Ack {
+            id: request,
+            result: Err(AckError::Disconnected)
+        }
+    );
+    assert_eq!(states(&evs), ["disconnected"]);
+    assert_eq!(evs.len(), 2, "nothing else: {evs:?}");
+    assert!(!conn.is_pending(request));
+    assert!(
+        conn.is_pending(plain),
+        "plain sends wait for the next connect()"
+    );
+    assert_eq!(
+        conn.request(at(20), "x", &Payload::null(), Duration::from_secs(1)),
+        Err(SendError::Disconnected)
+    );
     conn.handle_input(at(5_000), Input::Timeout);
     assert_eq!(events(&mut conn), [], "no event after disconnect()");
-    assert!(conn.is_pending(id));
     conn.connect(at(6_000));
-    conn.handle_input(at(7_000), Input::Timeout);
-    assert!(events(&mut conn).contains(&Event::Ack {
-        id,
-        result: Err(AckError::Timeout { timeout_ms: 1_000 })
-    }));
+    assert!(conn
+        .request(at(6_000), "x", &Payload::null(), Duration::from_secs(1))
+        .is_ok());
 }
 
 #[test]
@@ -1135,4 +1151,14 @@ fn going_offline_while_connected_counts_as_a_lost_link() {
     conn.handle_input(at(10), Input::Env(Env::Offline));
     assert_eq!(conn.stats().reconnects, 1);
     assert_eq!(conn.last_error(), Some("offline"));
+}
+
+#[test]
+fn payloads_are_validated_as_they_will_sit_in_their_frame() {
+    // The frame adds one level: 126 levels of payload make a 127-deep frame (accepted), 127 do not.
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(Payload::from_json(nested(126)).is_ok());
+    assert!(Payload::from_json(nested(127)).is_err());
+    assert!(Payload::from_json("{\"a\": [1, 2.5e3, \"\\u00e9\"]}").is_ok());
+    assert!(Payload::from_json("{\"a\": }").is_err());
 }

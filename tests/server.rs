@@ -650,17 +650,57 @@ async fn sends_over_the_rate_limit_are_refused_not_processed() {
     assert_eq!(errors, limited.len());
     let first_limited = limited[0];
     assert!(first_limited > 10);
-    // Not remembered as processed: a resend after a refill is processed.
+    // A resend of a refused id, even after the bucket refilled and later ids went through, gets
+    // the same refusal: it was never processed, and it must never be answered `ok` as a repeat.
     tokio::time::sleep(Duration::from_millis(250)).await;
+    a.send_event(13, "get_unread_count", json!({})).await;
+    assert!(ack_parts(a.recv_ack(13).await).0, "a new id goes through");
     a.send_event(first_limited, "get_unread_count", json!({}))
         .await;
-    let (ok, data, _) = ack_parts(a.recv_ack(first_limited).await);
-    assert!(ok);
-    if limited.last() == Some(&12) {
-        // Nothing after it was processed, so the resend is new work (it answers with data);
-        // had a later id gone through, the highest-id rule would answer it as a repeat.
-        assert_eq!(data, Some(json!({"count": 0})));
-    }
+    let (ok, _, code) = ack_parts(a.recv_ack(first_limited).await);
+    assert!(!ok);
+    assert_eq!(code.as_deref(), Some("rate_limited"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_undecodable_send_is_still_acked_so_the_client_can_settle_it() {
+    let server = start_server(ServerConfig::for_tests()).await;
+    let (mut a, _) = WsClient::authed(server.local_addr(), "u1").await;
+    // 200 levels of nesting: valid JSON, but deeper than the server parses.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    a.send_text(&format!(
+        r#"{{"type":"send","id":7,"event":"message","data":{deep}}}"#
+    ))
+    .await;
+    assert!(
+        matches!(a.recv_no_ping().await, ServerFrame::Error { ref code, .. } if code == "invalid_frame")
+    );
+    let (ok, _, code) = ack_parts(a.recv_ack(7).await);
+    assert!(!ok);
+    assert_eq!(code.as_deref(), Some("invalid_frame"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_that_would_not_fit_in_a_frame_are_refused_up_front() {
+    let server = start_server(ServerConfig::for_tests()).await;
+    let addr = server.local_addr();
+    let (mut a, _) = WsClient::authed(addr, "u1").await;
+    a.send_event(1, "join_room", json!({"room": "chat:1"}))
+        .await;
+    assert!(ack_parts(a.recv_ack(1).await).0);
+    // The text fits in the client's send frame, but the new_message frame around it would not.
+    let text = "x".repeat(MAX_FRAME_BYTES - 120);
+    a.send_event(2, "message", json!({"chat_id": "1", "text": text}))
+        .await;
+    let (ok, _, code) = ack_parts(a.recv_ack(2).await);
+    assert!(!ok);
+    assert_eq!(code.as_deref(), Some("too_large"));
+    let body = json!({"room": "chat:1", "event": "x", "data": {"text": "y".repeat(MAX_FRAME_BYTES - 100)}});
+    let (status, reply) = http_post_json(addr, "/notify", Some("test-key"), &body).await;
+    assert_eq!(status, 413, "{reply}");
+    a.expect_quiet(Duration::from_millis(200)).await;
     server.shutdown().await;
 }
 

@@ -577,9 +577,9 @@ impl Connection {
     }
 
     /// Stops: closes the socket with 1000 and enters `disconnected { Requested }`. Nothing but
-    /// [`connect`](Self::connect) revives the connection — not online, not visible. The outbox
-    /// and room set are kept for the next `connect()`; request timeouts are suspended (no event
-    /// follows the state change) and restart on `connect()`.
+    /// [`connect`](Self::connect) revives the connection — not online, not visible. Pending
+    /// requests fail with [`AckError::Disconnected`] (reported before the state change; nothing
+    /// follows it); plain sends and the room set are kept for the next `connect()`.
     pub fn disconnect(&mut self, now: Instant) {
         // Timers due by now are dropped, not fired: after `disconnect()` the app hears nothing
         // but the change to `disconnected`.
@@ -591,6 +591,16 @@ impl Connection {
         self.stopped = true;
         self.drop_link("client disconnect");
         self.timers.retain(|_| false);
+        // Requests are waited on: each fails now, before the state change, and leaves the
+        // outbox. Plain sends stay queued for the next `connect()`.
+        for (id, _) in std::mem::take(&mut self.request_timeouts) {
+            if self.outbox.remove(id).is_some() {
+                self.events.push_back(Event::Ack {
+                    id,
+                    result: Err(AckError::Disconnected),
+                });
+            }
+        }
         if self.state
             != (ConnectionState::Disconnected {
                 reason: DisconnectReason::Requested,
@@ -625,6 +635,10 @@ impl Connection {
         timeout: Duration,
     ) -> Result<SendId, SendError> {
         let now = self.advance(now);
+        if self.stopped {
+            // No ack can come until `connect()`: refuse rather than leave the caller waiting.
+            return Err(SendError::Disconnected);
+        }
         self.enqueue(event, data, Some((now, timeout)))
     }
 
@@ -656,9 +670,7 @@ impl Connection {
         self.next_send += 1;
         if let Some((now, timeout)) = timeout {
             self.request_timeouts.push((id, timeout));
-            if !self.stopped {
-                self.timers.set(Timer::Request(id), now + timeout);
-            }
+            self.timers.set(Timer::Request(id), now + timeout);
         }
         self.transmit_last_if_live();
         Ok(id)
@@ -733,7 +745,6 @@ impl Connection {
     fn restart(&mut self, now: Instant) {
         self.retries = 0;
         self.timers.cancel(Timer::Backoff);
-        self.rearm_requests(now);
         if !self.visible && self.config.pause_when_hidden {
             // Started (or revived) while the page is hidden: pause as a hidden page would.
             if self.config.hidden_grace.is_zero() {
@@ -753,16 +764,6 @@ impl Connection {
         self.timers.cancel(Timer::Backoff);
         let attempt = self.retries;
         self.start_attempt(now, attempt);
-    }
-
-    /// Re-arms request timeouts suspended by `disconnect()`.
-    fn rearm_requests(&mut self, now: Instant) {
-        let timers = &mut self.timers;
-        for &(id, timeout) in &self.request_timeouts {
-            if !timers.is_set(Timer::Request(id)) {
-                timers.set(Timer::Request(id), now + timeout);
-            }
-        }
     }
 
     fn start_attempt(&mut self, now: Instant, attempt: u32) {

@@ -396,5 +396,6 @@ impl Stream for StateStream {
 /// Encodes a send's data (through `Value`, so object keys go out sorted as they always have).
 fn to_payload(data: impl Serialize) -> Result<Payload, SendError> {
     let value = serde_json::to_value(data).map_err(|e| SendError::BadPayload(e.to_string()))?;
-    Ok(Payload::from_value(&value))
+    // Validated like any payload: a `Value` can nest deeper than the server will parse.
+    Payload::from_json(value.to_string()).map_err(|e| SendError::BadPayload(e.reason().to_owned()))
 }

@@ -181,8 +181,11 @@ fn perform(shared: &Shared, io: &mut Io, token: &TokenSource, max_frame: usize, 
         },
         Action::OpenSocket { socket, url } => {
             let config = WebSocketConfig::default()
-                .max_message_size(Some(max_frame))
-                .max_frame_size(Some(max_frame));
+                // Twice the protocol limit: a frame between the two reaches the core, which
+                // reports it as unreadable and carries on; only a grossly oversized one fails
+                // the socket (a frame just over the limit must not cause a reconnect loop).
+                .max_message_size(Some(max_frame.saturating_mul(2)))
+                .max_frame_size(Some(max_frame.saturating_mul(2)));
             let future = async move {
                 tokio_tungstenite::connect_async_with_config(url, Some(config), true)
                     .await

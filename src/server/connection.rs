@@ -265,7 +265,24 @@ impl Live<'_> {
         }
         let frame = match ClientFrame::decode(text.as_str(), self.ctx.config.max_frame_bytes) {
             Ok(frame) => frame,
-            Err(e) => return self.invalid_frame(&e.to_string()).await,
+            Err(e) => {
+                let flow = self.invalid_frame(&e.to_string()).await;
+                // A send the server cannot decode still gets its (failed) ack when its id can be
+                // read, so the client settles it instead of resending it forever.
+                return match (flow, send_id_prefix(text.as_str())) {
+                    (Flow::Continue, Some(id)) => {
+                        let ack = ack_frame(
+                            id,
+                            Err(ErrorBody {
+                                code: "invalid_frame".to_owned(),
+                                message: e.to_string(),
+                            }),
+                        );
+                        self.send(ack).await
+                    }
+                    (flow, _) => flow,
+                };
+            }
         };
         match frame {
             ClientFrame::Auth { .. } => self.invalid_frame("already authenticated").await,
@@ -278,32 +295,28 @@ impl Live<'_> {
                 Flow::Continue
             }
             ClientFrame::Send { id, event, data } => {
-                if !self.bucket.try_take(Instant::now()) {
+                let within_rate = self.bucket.try_take(Instant::now());
+                let answer = self.ctx.hub.lock().handle_send(
+                    self.ctx.id,
+                    id,
+                    &event,
+                    &data,
+                    Instant::now(),
+                    within_rate,
+                );
+                let Some((ack, rate_limited)) = answer else {
+                    return Flow::Close(CloseCode::GOING_AWAY, "detached");
+                };
+                if rate_limited {
                     let error = ServerFrame::Error {
                         code: "rate_limited".to_owned(),
                         message: "too many sends; slow down".to_owned(),
                     };
-                    let ack = ack_frame(
-                        id,
-                        Err(ErrorBody {
-                            code: "rate_limited".to_owned(),
-                            message: "not processed; send again later".to_owned(),
-                        }),
-                    );
-                    return match self.send(error.encode()).await {
-                        Flow::Continue => self.send(ack).await,
-                        other => other,
-                    };
+                    if let flow @ (Flow::Gone | Flow::Close(..)) = self.send(error.encode()).await {
+                        return flow;
+                    }
                 }
-                let ack =
-                    self.ctx
-                        .hub
-                        .lock()
-                        .handle_send(self.ctx.id, id, &event, &data, Instant::now());
-                match ack {
-                    Some(ack) => self.send(ack).await,
-                    None => Flow::Close(CloseCode::GOING_AWAY, "detached"),
-                }
+                self.send(ack).await
             }
         }
     }
@@ -315,6 +328,14 @@ impl Live<'_> {
         };
         self.send(frame.encode()).await
     }
+}
+
+/// The `id` of a frame that starts the way sockline clients write sends
+/// (`{"type":"send","id":N,…`), read without parsing the rest.
+fn send_id_prefix(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix(r#"{"type":"send","id":"#)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest.get(..digits)?.parse().ok()
 }
 
 /// Whether a receive error is tungstenite's "message too long" (above the hard cap set at upgrade).

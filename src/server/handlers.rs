@@ -44,8 +44,12 @@ struct Caller<'a> {
 }
 
 impl HubState {
-    /// Handles `send {id, event, data}` exactly once per id and returns the encoded `ack`;
-    /// `None` if the socket is no longer attached to a session.
+    /// Handles `send {id, event, data}` exactly once per id and returns the encoded `ack` and
+    /// whether the send was refused by the rate limit; `None` if the socket is no longer
+    /// attached to a session.
+    ///
+    /// A repeated id gets the ack it got the first time, whatever it was — a rate-limited send
+    /// included, so a later resend of it can never be answered `ok` without being processed.
     pub(crate) fn handle_send(
         &mut self,
         conn: ConnId,
@@ -53,22 +57,27 @@ impl HubState {
         event: &str,
         data: &Value,
         now: Instant,
-    ) -> Option<String> {
+        within_rate: bool,
+    ) -> Option<(String, bool)> {
         let (user, session) = self.conn_session(conn)?;
         match self.session_mut(&session)?.sends.check(id) {
-            SendCheck::Repeated(Some(ack)) => return Some(ack),
-            SendCheck::Repeated(None) => return Some(ack_frame(id, Ok(None))),
+            SendCheck::Repeated(Some(ack)) => return Some((ack, false)),
+            SendCheck::Repeated(None) => return Some((ack_frame(id, Ok(None)), false)),
             SendCheck::New => {}
         }
-        let caller = Caller {
-            user: &user,
-            session: &session,
-            now,
+        let outcome = if within_rate {
+            let caller = Caller {
+                user: &user,
+                session: &session,
+                now,
+            };
+            self.dispatch(&caller, event, data)
+        } else {
+            Err(error("rate_limited", "not processed: too many sends"))
         };
-        let outcome = self.dispatch(&caller, event, data);
         let ack = ack_frame(id, outcome);
         self.session_mut(&session)?.sends.record(id, ack.clone());
-        Some(ack)
+        Some((ack, !within_rate))
     }
 
     fn dispatch(&mut self, caller: &Caller<'_>, event: &str, data: &Value) -> Outcome {
@@ -127,6 +136,12 @@ impl HubState {
             "id": id,
             "ts": now_rfc3339(),
         });
+        if !self.event_fits("new_message", &message) {
+            return Err(error(
+                "too_large",
+                "the message would not fit in a frame; send a shorter text",
+            ));
+        }
         self.deliver_room(
             &format!("chat:{chat_id}"),
             "new_message",

@@ -184,6 +184,13 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let now = Instant::now();
     let delivered = {
         let mut hub = state.hub.lock();
+        if !hub.event_fits(&event, &data) {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the event would not fit in a frame clients accept",
+            );
+        }
         match &target {
             Target::User(user) => hub.notify_user(user, &event, &data, now),
             Target::Room(room) => hub.deliver_room(room, &event, &data, None, now),

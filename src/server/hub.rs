@@ -94,6 +94,8 @@ impl Hub {
 #[derive(Debug)]
 pub(crate) struct HubState {
     pub(crate) max_conns_per_user: usize,
+    /// The largest frame clients accept; events that would not fit are refused up front.
+    max_frame_bytes: usize,
     replay: ReplayLimits,
     sessions: HashMap<SessionId, Session>,
     pub(crate) rooms: HashMap<String, HashSet<SessionId>>,
@@ -111,6 +113,7 @@ impl HubState {
     fn new(config: &ServerConfig) -> Self {
         HubState {
             max_conns_per_user: config.max_conns_per_user,
+            max_frame_bytes: config.max_frame_bytes,
             replay: ReplayLimits {
                 max_events: config.replay_max,
                 max_bytes: REPLAY_MAX_BYTES,
@@ -364,6 +367,16 @@ impl HubState {
 
     /// Delivers an event to every session in `room` (skipping `except_user`'s sessions);
     /// returns how many live sockets it reached.
+    /// Whether an `event` frame carrying `event` and `data` stays within the frame limit, so
+    /// every client can read it (an oversize event would be refused by each receiver, forever,
+    /// on every replay).
+    pub(crate) fn event_fits(&self, event: &str, data: &Value) -> bool {
+        // `{"type":"event","seq":<u64>,"event":"…","data":…,"ts":"<RFC 3339>"}` around them.
+        const ENVELOPE: usize = 128;
+        let data_len = serde_json::to_string(data).map_or(usize::MAX, |d| d.len());
+        data_len.saturating_add(event.len() * 6 + ENVELOPE) <= self.max_frame_bytes
+    }
+
     pub(crate) fn deliver_room(
         &mut self,
         room: &str,
