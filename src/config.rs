@@ -33,6 +33,8 @@ pub struct ConnectionConfig {
     pub ack_delay: Duration,
     /// Send the ack at once when this many events are unacknowledged (32).
     pub ack_batch: u64,
+    /// How long to wait before resending sends the server refused with `rate_limited` (1 s).
+    pub rate_limit_retry: Duration,
     /// The largest frame accepted or sent (64 KiB).
     pub max_frame_bytes: usize,
     /// The seed of the jitter PRNG. Drivers seed it randomly; tests fix it.
@@ -55,6 +57,7 @@ impl ConnectionConfig {
             outbox_max_bytes: 1024 * 1024,
             ack_delay: Duration::from_millis(200),
             ack_batch: 32,
+            rate_limit_retry: Duration::from_secs(1),
             max_frame_bytes: MAX_FRAME_BYTES,
             seed: 0x5eed,
         }

@@ -1162,3 +1162,55 @@ fn payloads_are_validated_as_they_will_sit_in_their_frame() {
     assert!(Payload::from_json("{\"a\": [1, 2.5e3, \"\\u00e9\"]}").is_ok());
     assert!(Payload::from_json("{\"a\": }").is_err());
 }
+
+#[test]
+fn a_rate_limited_send_is_resent_later_under_a_new_id_not_failed() {
+    let (mut conn, socket) = live();
+    let a = conn
+        .send(at(0), "message", &payload(json!({"n": 1})))
+        .unwrap();
+    let b = conn
+        .send(at(0), "message", &payload(json!({"n": 2})))
+        .unwrap();
+    actions(&mut conn);
+    frame(
+        &mut conn,
+        at(10),
+        socket,
+        r#"{"type":"ack","id":1,"ok":false,"error":{"code":"rate_limited","message":"slow down"}}"#,
+    );
+    frame(
+        &mut conn,
+        at(10),
+        socket,
+        r#"{"type":"ack","id":2,"ok":true}"#,
+    );
+    assert_eq!(
+        events(&mut conn),
+        [Event::Ack {
+            id: b,
+            result: Ok(None)
+        }],
+        "the refused send is not reported failed"
+    );
+    assert!(conn.is_pending(a));
+    assert_eq!(conn.poll_timeout(), Some(at(1_010)));
+    conn.handle_input(at(1_010), Input::Timeout);
+    assert_eq!(
+        frames(&actions(&mut conn)),
+        [json!({"type":"send","id":3,"event":"message","data":{"n":1}})]
+    );
+    frame(
+        &mut conn,
+        at(1_020),
+        socket,
+        r#"{"type":"ack","id":3,"ok":true}"#,
+    );
+    assert_eq!(
+        events(&mut conn),
+        [Event::Ack {
+            id: a,
+            result: Ok(None)
+        }]
+    );
+}

@@ -536,3 +536,49 @@ async fn a_full_outbox_refuses_that_send_and_drops_nothing_else() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_queue_larger_than_the_rate_limit_burst_is_delivered_in_full_after_reconnect() {
+    const SENDS: usize = 300; // the default limit takes 100 at once, then 50 per second
+    let mut config = test_server_config();
+    config.rate_limit = sockline::server::DEFAULT_RATE_LIMIT;
+    let server = start_server(config.clone()).await;
+    let addr = server.local_addr();
+    server.abort();
+    let alice = Client::connect(
+        client_config(&ws_url(addr), "alice")
+            .backoff(fast_backoff(50, 50))
+            .room("chat:8"),
+    );
+    let texts = Arc::new(Mutex::new(BTreeMap::<String, u32>::new()));
+    let sink = texts.clone();
+    let _messages = alice.on::<NewMessage>(move |m| {
+        *sink.lock().unwrap().entry(m.text).or_default() += 1;
+    });
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let failure_sink = failures.clone();
+    let _acks = alice.on_notice(move |n| {
+        if let Notice::Ack { result: Err(e), .. } = n {
+            failure_sink.lock().unwrap().push(e.clone());
+        }
+    });
+    for i in 0..SENDS {
+        alice
+            .send("message", json!({"chat_id": "8", "text": format!("q{i}")}))
+            .unwrap();
+    }
+    config.addr = addr;
+    let server = start_server(config).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alice.stats().outbox_depth > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(alice.stats().outbox_depth, 0);
+    let failed = failures.lock().unwrap().len();
+    assert_eq!(failed, 0, "{failed} sends were reported failed");
+    let texts = texts.lock().unwrap().clone();
+    assert_eq!(texts.len(), SENDS);
+    assert!(texts.values().all(|n| *n == 1), "delivered more than once");
+    server.shutdown().await;
+}

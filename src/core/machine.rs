@@ -253,6 +253,13 @@ impl Connection {
             ),
             Timer::AckFlush => self.flush_inbox_ack(),
             Timer::HiddenGrace => self.pause(),
+            Timer::RateLimitRetry => {
+                if let Link::Live { .. } = self.link {
+                    for frame in self.outbox.transmit_unsent() {
+                        self.send_frame(frame);
+                    }
+                }
+            }
             Timer::Request(id) => {
                 let timeout = self.take_request_timeout(id).unwrap_or_default();
                 if self.outbox.remove(id).is_some() {
@@ -353,7 +360,7 @@ impl Connection {
                 ok,
                 data,
                 error,
-            } => self.handle_ack(id, ok, data.map(Payload::from_valid), error),
+            } => self.handle_ack(now, id, ok, data.map(Payload::from_valid), error),
             IncomingFrame::Error { code, message } => {
                 self.events
                     .push_back(Event::Error(ClientError::Server { code, message }));
@@ -430,6 +437,7 @@ impl Connection {
 
     fn handle_ack(
         &mut self,
+        now: Instant,
         wire_id: u64,
         ok: bool,
         data: Option<Payload>,
@@ -442,6 +450,14 @@ impl Connection {
             .map(|e| (e.code, e.message))
             .unwrap_or_else(|| ("rejected".into(), String::new()));
         match entry.kind {
+            EntryKind::App if !ok && code == "rate_limited" => {
+                // Not processed: send it again later (under a new id) rather than fail it.
+                self.outbox.requeue(entry);
+                if !self.timers.is_set(Timer::RateLimitRetry) {
+                    self.timers
+                        .set(Timer::RateLimitRetry, now + self.config.rate_limit_retry);
+                }
+            }
             EntryKind::App => {
                 self.timers.cancel(Timer::Request(entry.id));
                 self.take_request_timeout(entry.id);

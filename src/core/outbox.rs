@@ -135,6 +135,32 @@ impl Outbox {
         frames
     }
 
+    /// The frames of the entries not yet transmitted in this session, in order, with new wire
+    /// ids (for sends put back after the server refused them with `rate_limited`).
+    pub fn transmit_unsent(&mut self) -> Vec<String> {
+        let mut frames = Vec::new();
+        for entry in &mut self.entries {
+            if entry.wire_id.is_none() {
+                let id = self.next_wire_id;
+                self.next_wire_id += 1;
+                entry.wire_id = Some(id);
+                frames.push(entry.frame(id));
+            }
+        }
+        frames
+    }
+
+    /// Puts an entry the server refused for the moment back at the end of the queue, with no
+    /// wire id: the refused id is spent, so it goes out again under a new one.
+    pub fn requeue(&mut self, mut entry: Entry) {
+        entry.wire_id = None;
+        if entry.kind == EntryKind::App {
+            self.app_count += 1;
+            self.app_bytes += entry.bytes();
+        }
+        self.entries.push_back(entry);
+    }
+
     /// Starts a new server session: forgets every wire id and drops the room entries (the
     /// connection re-joins its room set instead). `rejoin` entries go first, then the rest in
     /// their original order.

@@ -15,6 +15,8 @@ pub enum Timer {
     HeartbeatDeadline,
     /// Time to send the batched cumulative `ack`.
     AckFlush,
+    /// Time to resend the sends the server refused with `rate_limited`.
+    RateLimitRetry,
     /// The page stayed hidden for `hidden_grace`: pause.
     HiddenGrace,
     /// A request's ack did not arrive in time.
