@@ -83,8 +83,9 @@ async fn restart_on(addr: SocketAddr) -> RunningServer {
 #[tokio::test]
 async fn typed_events_reach_typed_listeners_and_a_dropped_guard_stops_delivery() {
     let server = start_server(test_server_config()).await;
-    let client = Client::connect(client_config(&ws_url(server.local_addr()), "alice"));
+    let client = Client::new(client_config(&ws_url(server.local_addr()), "alice"));
     let mut states = client.states();
+    client.start();
     until_state(&mut states, "connected", Duration::from_secs(5)).await;
 
     let (tx, mut typed) = tokio::sync::mpsc::unbounded_channel();
@@ -144,8 +145,9 @@ async fn server_restart_reconnects_on_the_backoff_schedule_and_rejoins_rooms() {
     let config = client_config(&ws_url(addr), "alice")
         .backoff(fast_backoff(200, 8))
         .room("chat:1");
-    let alice = Client::connect(config);
+    let alice = Client::new(config);
     let mut states = alice.states();
+    alice.start();
     until_state(&mut states, "connected", Duration::from_secs(5)).await;
 
     server.abort();
@@ -197,8 +199,9 @@ async fn server_restart_reconnects_on_the_backoff_schedule_and_rejoins_rooms() {
     let _guard = alice.on::<NewMessage>(move |m| {
         let _ = tx.send(m.text);
     });
-    let bob = Client::connect(client_config(&ws_url(addr), "bob").room("chat:1"));
+    let bob = Client::new(client_config(&ws_url(addr), "bob").room("chat:1"));
     let mut bob_states = bob.states();
+    bob.start();
     until_state(&mut bob_states, "connected", Duration::from_secs(5)).await;
     bob.request("message", json!({"chat_id": "1", "text": "welcome back"}))
         .await
@@ -216,9 +219,9 @@ async fn a_server_gone_for_good_gets_five_retries_then_retries_exhausted() {
     let server = start_server(test_server_config()).await;
     let addr = server.local_addr();
     server.abort();
-    let client =
-        Client::connect(client_config(&ws_url(addr), "alice").backoff(fast_backoff(20, 5)));
+    let client = Client::new(client_config(&ws_url(addr), "alice").backoff(fast_backoff(20, 5)));
     let mut states = client.states();
+    client.start();
     let seen = until_state(&mut states, "disconnected", Duration::from_secs(10)).await;
     let retries: Vec<u32> = seen
         .iter()
@@ -239,12 +242,13 @@ async fn a_server_gone_for_good_gets_five_retries_then_retries_exhausted() {
 #[tokio::test]
 async fn a_bad_token_is_auth_rejected_without_retry() {
     let server = start_server(test_server_config()).await;
-    let client = Client::connect(
+    let client = Client::new(
         ClientConfig::new(ws_url(server.local_addr()))
             .token("not-a-jwt")
             .backoff(fast_backoff(20, 5)),
     );
     let mut states = client.states();
+    client.start();
     let seen = until_state(&mut states, "disconnected", Duration::from_secs(5)).await;
     assert!(
         seen.iter().all(|c| c.to.name() != "reconnecting"),
@@ -266,8 +270,9 @@ async fn a_bad_token_is_auth_rejected_without_retry() {
 async fn a_silent_link_is_detected_within_heartbeat_plus_grace_and_recovers() {
     let server = start_server(test_server_config()).await;
     let proxy = Proxy::start(server.local_addr()).await;
-    let client = Client::connect(client_config(&proxy.ws_url(), "alice"));
+    let client = Client::new(client_config(&proxy.ws_url(), "alice"));
     let mut states = client.states();
+    client.start();
     until_state(&mut states, "connected", Duration::from_secs(5)).await;
 
     proxy.silence();
@@ -291,8 +296,9 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
     let proxy = Proxy::start(server.local_addr()).await;
 
     // Bob listens directly; alice sends through the proxy that keeps cutting the link.
-    let bob = Client::connect(client_config(&ws_url(server.local_addr()), "bob").room("chat:9"));
+    let bob = Client::new(client_config(&ws_url(server.local_addr()), "bob").room("chat:9"));
     let mut bob_states = bob.states();
+    bob.start();
     until_state(&mut bob_states, "connected", Duration::from_secs(5)).await;
     let received: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
     let sink = received.clone();
@@ -300,7 +306,7 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
         *sink.lock().unwrap().entry(m.text).or_default() += 1;
     });
 
-    let alice = Client::connect(
+    let alice = Client::new(
         client_config(&proxy.ws_url(), "alice")
             .backoff(fast_backoff(20, 50))
             .room("chat:9"),
@@ -317,6 +323,7 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
         }
     });
     let mut alice_states = alice.states();
+    alice.start();
     until_state(&mut alice_states, "connected", Duration::from_secs(5)).await;
 
     let mut ids = BTreeSet::new();
@@ -369,8 +376,7 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
 async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_duplicate() {
     let server = start_server(test_server_config()).await;
     let proxy = Proxy::start(server.local_addr()).await;
-    let client =
-        Client::connect(client_config(&proxy.ws_url(), "alice").backoff(fast_backoff(200, 5)));
+    let client = Client::new(client_config(&proxy.ws_url(), "alice").backoff(fast_backoff(200, 5)));
     let seqs = Arc::new(Mutex::new(Vec::new()));
     let sink = seqs.clone();
     let _events = client.on_any(move |m| {
@@ -382,6 +388,7 @@ async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_
     let notice_sink = notices.clone();
     let _notices = client.on_notice(move |n| notice_sink.lock().unwrap().push(n.clone()));
     let mut states = client.states();
+    client.start();
     until_state(&mut states, "connected", Duration::from_secs(5)).await;
 
     for i in 0..3 {
@@ -438,7 +445,7 @@ async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_
 async fn across_a_graceful_restart_every_send_is_delivered_and_the_app_hears_resume_failed() {
     let server = start_server(test_server_config()).await;
     let addr = server.local_addr();
-    let alice = Client::connect(
+    let alice = Client::new(
         client_config(&ws_url(addr), "alice")
             .backoff(fast_backoff(100, 20))
             .room("chat:5"),
@@ -452,6 +459,7 @@ async fn across_a_graceful_restart_every_send_is_delivered_and_the_app_hears_res
     let notice_sink = notices.clone();
     let _notices = alice.on_notice(move |n| notice_sink.lock().unwrap().push(n.clone()));
     let mut states = alice.states();
+    alice.start();
     until_state(&mut states, "connected", Duration::from_secs(5)).await;
 
     for i in 0..10 {

@@ -108,8 +108,8 @@ async fn run() -> i32 {
         config = config.room(room);
     }
 
-    // Subscribe before anything can happen: the first state change is not missed.
-    let client = Client::connect(config);
+    // Subscribe before starting: the first state change (`connecting`) is not missed.
+    let client = Client::new(config);
     let mut states = client.states();
     let unacked: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let _events = client.on_any(|m| {
@@ -143,6 +143,7 @@ async fn run() -> i32 {
         Notice::ResumeFailed => emit(json!({"type": "resume_failed"})),
     });
 
+    client.start();
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {

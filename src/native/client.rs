@@ -181,13 +181,23 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Starts the driver task and connecting. Must be called within a tokio runtime (like
     /// `tokio::spawn`). Rooms from the config are joined on every new session.
+    ///
+    /// To see every state change from the very first (`connecting`), use [`Client::new`],
+    /// subscribe with [`states`](Self::states), then [`start`](Self::start).
     pub fn connect(config: ClientConfig) -> Client {
+        let client = Client::new(config);
+        client.start();
+        client
+    }
+
+    /// Starts the driver task without connecting: the client stays `disconnected`
+    /// (`not_started`) until [`start`](Self::start). Must be called within a tokio runtime.
+    pub fn new(config: ClientConfig) -> Client {
         let origin = tokio::time::Instant::now();
         let mut conn = Connection::new(config.connection.clone(), Instant::ZERO);
         for room in &config.rooms {
             conn.join(Instant::ZERO, room);
         }
-        conn.connect(Instant::ZERO);
         let shared = Arc::new(Shared {
             conn: Mutex::new(conn),
             origin,
@@ -330,6 +340,12 @@ impl Client {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.conn().stats()
+    }
+
+    /// Starts connecting (from `disconnected`, whatever the reason, with the backoff reset);
+    /// does nothing while connecting or connected. The same as [`reconnect`](Self::reconnect).
+    pub fn start(&self) {
+        self.reconnect();
     }
 
     /// Connects again after a `disconnected` (any reason), with the backoff reset.

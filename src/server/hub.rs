@@ -249,12 +249,33 @@ impl HubState {
                     .push_back((handle.session.clone(), generation));
             }
         }
+        self.cap_detached_of(&handle.user);
         while self.detached.len() > MAX_DETACHED_SESSIONS {
             if let Some((id, generation)) = self.detached.pop_front() {
                 if self.is_detached_as(&id, generation) {
                     self.drop_session(&id);
                 }
             }
+        }
+    }
+
+    /// Keeps at most `2 × max_conns_per_user` detached sessions per user, dropping the oldest:
+    /// one user cannot fill the server with sessions (each a room member with a replay buffer)
+    /// by opening and closing sockets.
+    fn cap_detached_of(&mut self, user: &str) {
+        let cap = self.max_conns_per_user.saturating_mul(2).max(1);
+        let theirs: Vec<SessionId> = self
+            .detached
+            .iter()
+            .filter(|(id, generation)| {
+                self.is_detached_as(id, *generation)
+                    && self.sessions.get(id).is_some_and(|s| s.user == user)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        // The queue is oldest first.
+        for id in theirs.iter().take(theirs.len().saturating_sub(cap)) {
+            self.drop_session(id);
         }
     }
 
@@ -545,6 +566,38 @@ mod tests {
         assert_eq!(b.session, a.session);
         assert_eq!(b.replay.len(), 2);
         assert!(b.replay[0].contains("\"seq\":2") && b.replay[1].contains("\"seq\":3"));
+    }
+
+    #[test]
+    fn a_user_keeps_at_most_twice_their_socket_limit_of_detached_sessions() {
+        let now = Instant::now();
+        let mut hub = state();
+        let cap = hub.max_conns_per_user * 2;
+        let mut sessions = Vec::new();
+        for n in 0..cap as u64 + 3 {
+            let (tx, _rx, kill) = socket();
+            let a = hub.attach(ConnId(n), "u1", None, tx, kill, now).unwrap();
+            hub.detach(ConnId(n), now);
+            sessions.push(a.session);
+        }
+        let (tx, _rx, kill) = socket();
+        hub.attach(ConnId(99), "u2", None, tx, kill, now).unwrap();
+        hub.detach(ConnId(99), now);
+        let kept: Vec<_> = sessions
+            .iter()
+            .filter(|id| hub.sessions.contains_key(*id))
+            .collect();
+        assert_eq!(kept.len(), cap);
+        assert!(
+            !hub.sessions.contains_key(&sessions[0]),
+            "the oldest went first"
+        );
+        assert!(hub.sessions.contains_key(sessions.last().unwrap()));
+        assert_eq!(
+            hub.sessions.len(),
+            cap + 1,
+            "another user's session is untouched"
+        );
     }
 
     #[test]
