@@ -493,16 +493,7 @@ impl Connection {
                 if self.stopped {
                     return;
                 }
-                match &self.state {
-                    ConnectionState::Reconnecting {
-                        next_at: Some(_), ..
-                    } => self.retry_now(now),
-                    ConnectionState::Reconnecting { next_at: None, .. }
-                    | ConnectionState::Disconnected {
-                        reason: DisconnectReason::RetriesExhausted { .. },
-                    } => self.restart(now),
-                    _ => {}
-                }
+                self.come_back(now, false);
             }
             Env::Offline => {
                 self.online = false;
@@ -515,14 +506,7 @@ impl Connection {
                 self.drop_link("offline");
                 self.last_error = Some("offline".to_owned());
                 self.timers.cancel(Timer::Backoff);
-                let attempt = self.retries;
-                self.set_state(
-                    now,
-                    ConnectionState::Reconnecting {
-                        attempt,
-                        next_at: None,
-                    },
-                );
+                self.wait_for_network(now);
             }
             Env::Hidden => {
                 self.visible = false;
@@ -532,12 +516,7 @@ impl Connection {
                 {
                     return;
                 }
-                if self.config.hidden_grace.is_zero() {
-                    self.pause();
-                } else if !self.timers.is_set(Timer::HiddenGrace) {
-                    self.timers
-                        .set(Timer::HiddenGrace, now + self.config.hidden_grace);
-                }
+                self.pause_soon(now);
             }
             Env::Visible => {
                 self.visible = true;
@@ -545,16 +524,7 @@ impl Connection {
                 if self.stopped {
                     return;
                 }
-                match &self.state {
-                    ConnectionState::Reconnecting {
-                        next_at: Some(_), ..
-                    } => self.retry_now(now),
-                    ConnectionState::Reconnecting { next_at: None, .. }
-                    | ConnectionState::Disconnected {
-                        reason: DisconnectReason::Paused | DisconnectReason::RetriesExhausted { .. },
-                    } => self.restart(now),
-                    _ => {}
-                }
+                self.come_back(now, true);
             }
         }
     }
@@ -761,17 +731,43 @@ impl Connection {
     fn restart(&mut self, now: Instant) {
         self.retries = 0;
         self.timers.cancel(Timer::Backoff);
-        if !self.visible && self.config.pause_when_hidden {
-            // Started (or revived) while the page is hidden: pause as a hidden page would.
-            if self.config.hidden_grace.is_zero() {
-                return self.pause();
-            }
-            if !self.timers.is_set(Timer::HiddenGrace) {
-                self.timers
-                    .set(Timer::HiddenGrace, now + self.config.hidden_grace);
-            }
+        // Started (or revived) while the page is hidden: pause as a hidden page would.
+        if !self.visible && self.config.pause_when_hidden && self.pause_soon(now) {
+            return;
         }
         self.start_attempt(now, 0);
+    }
+
+    /// The network (`from_pause` false) or the page (`from_pause` true) came back: a scheduled
+    /// retry runs now (count kept); a client waiting for the network, one that gave up, or — for
+    /// the page — one paused while hidden starts over with the backoff reset.
+    fn come_back(&mut self, now: Instant, from_pause: bool) {
+        match &self.state {
+            ConnectionState::Reconnecting {
+                next_at: Some(_), ..
+            } => self.retry_now(now),
+            ConnectionState::Reconnecting { next_at: None, .. }
+            | ConnectionState::Disconnected {
+                reason: DisconnectReason::RetriesExhausted { .. },
+            } => self.restart(now),
+            ConnectionState::Disconnected {
+                reason: DisconnectReason::Paused,
+            } if from_pause => self.restart(now),
+            _ => {}
+        }
+    }
+
+    /// The page is hidden: pause now (no grace) or arm the grace timer. Whether it paused now.
+    fn pause_soon(&mut self, now: Instant) -> bool {
+        if self.config.hidden_grace.is_zero() {
+            self.pause();
+            return true;
+        }
+        if !self.timers.is_set(Timer::HiddenGrace) {
+            self.timers
+                .set(Timer::HiddenGrace, now + self.config.hidden_grace);
+        }
+        false
     }
 
     /// Runs the scheduled retry now (the network or the page came back while waiting on the
