@@ -378,6 +378,10 @@ pub struct ListenerGuard {
 
 impl ListenerGuard {
     /// Keeps the listener for the client's whole life.
+    ///
+    /// A forgotten listener that holds a clone of its own `Client` keeps that client (and its
+    /// task and socket) alive after every other handle is dropped; call
+    /// [`Client::disconnect`] explicitly in that case.
     pub fn forget(mut self) {
         self.keep = true;
     }
