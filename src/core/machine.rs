@@ -43,28 +43,20 @@ impl Link {
 }
 
 /// Why the link failed.
-struct Failure {
-    retryable: bool,
-    /// Used when not retryable.
-    reason: Option<DisconnectReason>,
-    message: String,
+enum Failure {
+    /// Worth another attempt (network error, timeout, retryable close); the message says what.
+    Retryable(String),
+    /// Final: the connection stops with this reason.
+    Fatal(DisconnectReason),
 }
 
 impl Failure {
     fn retryable(message: impl Into<String>) -> Self {
-        Failure {
-            retryable: true,
-            reason: None,
-            message: message.into(),
-        }
+        Failure::Retryable(message.into())
     }
 
     fn fatal(reason: DisconnectReason) -> Self {
-        Failure {
-            retryable: false,
-            message: reason.to_string(),
-            reason: Some(reason),
-        }
+        Failure::Fatal(reason)
     }
 }
 
@@ -806,18 +798,20 @@ impl Connection {
     /// The link failed: close what is open, then retry later, wait for the network, or stop.
     fn fail(&mut self, now: Instant, failure: Failure) {
         let was_connected = self.state.is_connected();
-        self.drop_link(&failure.message);
-        self.last_error = Some(failure.message.clone());
+        let (message, fatal) = match failure {
+            Failure::Retryable(message) => (message, None),
+            Failure::Fatal(reason) => (reason.to_string(), Some(reason)),
+        };
+        self.drop_link(&message);
+        self.last_error = Some(message.clone());
         if was_connected {
             self.reconnects += 1;
             if now.saturating_duration_since(self.connected_at) >= self.config.stable_after {
                 self.retries = 0;
             }
         }
-        if !failure.retryable {
-            let reason = failure.reason.unwrap_or(DisconnectReason::Requested);
-            self.set_state(now, ConnectionState::Disconnected { reason });
-            return;
+        if let Some(reason) = fatal {
+            return self.set_state(now, ConnectionState::Disconnected { reason });
         }
         if !self.online {
             return self.wait_for_network(now);
@@ -825,7 +819,7 @@ impl Connection {
         if self.retries >= self.config.backoff.max_retries {
             let reason = DisconnectReason::RetriesExhausted {
                 retries: self.retries,
-                last_error: failure.message,
+                last_error: message,
             };
             self.set_state(now, ConnectionState::Disconnected { reason });
             return;
