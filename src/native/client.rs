@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::ClientConfig;
 use super::driver::{self, Command};
-use crate::core::{Connection, ConnectionState, Instant, Payload, SendId, Stats};
+use crate::core::{Connection, ConnectionState, Input, Instant, Payload, SendId, Stats};
 use crate::error::{AckError, ClientError, SendError};
 use crate::events::{
     dispatch, ClientEvent, ListenerId, Registry, ServerEvent, SharedRegistry, Topic,
@@ -112,6 +112,17 @@ impl Shared {
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         lock(&self.conn)
+    }
+
+    /// Runs `f` on the locked core with the current time.
+    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut Connection, Instant) -> T) -> T {
+        let now = self.now();
+        f(&mut self.conn(), now)
+    }
+
+    /// Feeds one input with the current time.
+    pub(crate) fn feed(&self, input: Input) {
+        self.with_conn(|conn, now| conn.handle_input(now, input));
     }
 
     pub(crate) fn publish_state(&self, change: StateChange) {
@@ -216,28 +227,28 @@ impl Client {
         let _ = self.commands.send(Command::Wake);
     }
 
+    /// Runs a command on the core, then wakes the task to carry out what it asked for.
+    fn command<T>(&self, f: impl FnOnce(&mut Connection, Instant) -> T) -> T {
+        let out = self.shared.with_conn(f);
+        self.wake();
+        out
+    }
+
     /// Joins `room` now if connected, and after every new session.
     pub fn join(&self, room: &str) {
-        let now = self.shared.now();
-        self.shared.conn().join(now, room);
-        self.wake();
+        self.command(|conn, now| conn.join(now, room));
     }
 
     /// Leaves `room`.
     pub fn leave(&self, room: &str) {
-        let now = self.shared.now();
-        self.shared.conn().leave(now, room);
-        self.wake();
+        self.command(|conn, now| conn.leave(now, room));
     }
 
     /// Queues `event` with `data`; it goes out when connected and stays queued until acked.
     /// The ack arrives as [`Notice::Ack`].
     pub fn send(&self, event: &str, data: impl Serialize) -> Result<SendId, SendError> {
         let data = to_payload(data)?;
-        let now = self.shared.now();
-        let id = self.shared.conn().send(now, event, &data)?;
-        self.wake();
-        Ok(id)
+        self.command(|conn, now| conn.send(now, event, &data))
     }
 
     /// Sends a typed catalogue event.
@@ -254,14 +265,12 @@ impl Client {
     ) -> Result<Option<Value>, RequestError> {
         let data = to_payload(data)?;
         let (tx, rx) = oneshot::channel();
-        {
-            let now = self.shared.now();
-            let mut conn = self.shared.conn();
+        self.command(|conn, now| {
             let id = conn.request(now, event, &data, self.shared.request_timeout)?;
             // Registered while the connection is locked: the ack cannot be handled before this.
             lock(&self.shared.pending).insert(id, tx);
-        }
-        self.wake();
+            Ok::<_, SendError>(())
+        })?;
         match rx.await {
             Ok(result) => Ok(result?),
             Err(_) => Err(RequestError::Closed),
@@ -350,16 +359,13 @@ impl Client {
 
     /// Connects again after a `disconnected` (any reason), with the backoff reset.
     pub fn reconnect(&self) {
-        let now = self.shared.now();
-        self.shared.conn().connect(now);
-        self.wake();
+        self.command(|conn, now| conn.connect(now));
     }
 
     /// Closes the socket with 1000 and stays `disconnected` until [`reconnect`](Self::reconnect).
     /// Returns once the close has been handed to the socket.
     pub async fn disconnect(&self) {
-        let now = self.shared.now();
-        self.shared.conn().disconnect(now);
+        self.shared.with_conn(|conn, now| conn.disconnect(now));
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Flush(tx)).is_ok() {
             let _ = rx.await;

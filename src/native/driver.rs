@@ -77,8 +77,7 @@ pub(crate) async fn run(
                 }
                 None => {
                     // The last handle is gone: close with 1000 and stop.
-                    let now = shared.now();
-                    shared.conn().disconnect(now);
+                    shared.with_conn(|conn, now| conn.disconnect(now));
                     beat(&shared, &mut io, &token, max_frame);
                     return;
                 }
@@ -103,27 +102,24 @@ pub(crate) async fn run(
             }
             (socket, opened) = open(&mut io.opening) => {
                 io.opening = None;
-                let now = shared.now();
                 match opened {
                     Ok(stream) => {
                         let (sink, reader) = stream.split();
                         let writer = spawn_writer(sink);
                         io.socket = Some(OpenSocket { id: socket, reader, writer });
-                        shared.conn().handle_input(now, Input::Transport(socket, Transport::Opened));
+                        shared.feed(Input::Transport(socket, Transport::Opened));
                     }
                     Err(error) => {
-                        shared.conn().handle_input(now, Input::Transport(socket, Transport::Error(error)));
+                        shared.feed(Input::Transport(socket, Transport::Error(error)));
                     }
                 }
             }
             (request, result) = fetch_token(&mut io.token) => {
                 io.token = None;
-                let now = shared.now();
-                shared.conn().handle_input(now, Input::TokenFetched(request, result));
+                shared.feed(Input::TokenFetched(request, result));
             }
             () = sleep => {
-                let now = shared.now();
-                shared.conn().handle_input(now, Input::Timeout);
+                shared.feed(Input::Timeout);
             }
         }
     }
@@ -172,10 +168,7 @@ fn perform(shared: &Shared, io: &mut Io, token: &TokenSource, max_frame: usize, 
     match action {
         Action::FetchToken { request } => match token {
             TokenSource::Static(token) => {
-                let now = shared.now();
-                shared
-                    .conn()
-                    .handle_input(now, Input::TokenFetched(request, Ok(token.clone())));
+                shared.feed(Input::TokenFetched(request, Ok(token.clone())));
             }
             TokenSource::Provider(provider) => io.token = Some((request, provider())),
         },
