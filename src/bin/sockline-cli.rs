@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use sockline::core::{Backoff, ConnectionState};
 use sockline::native::{Client, ClientConfig, Notice, StateChange};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Notify;
 
 /// A JSON-lines sockline client.
 #[derive(Debug, Parser)]
@@ -115,13 +116,16 @@ async fn run() -> i32 {
     let _events = client.on_any(|m| {
         emit(json!({"type": "event", "event": m.event, "seq": m.seq, "data": m.data.to_value()}));
     });
-    let settled = unacked.clone();
+    // Signalled whenever an ack empties the unacked set, so the drain waits without polling.
+    let all_acked = Arc::new(Notify::new());
+    let (settled, notify) = (unacked.clone(), all_acked.clone());
     let _notices = client.on_notice(move |notice| match notice {
         Notice::Ack { id, result } => {
-            settled
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id.0);
+            let mut pending = settled.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.remove(&id.0) && pending.is_empty() {
+                notify.notify_one();
+            }
+            drop(pending);
             match result {
                 Ok(data) => {
                     let mut line = json!({"type": "ack", "id": id.0, "ok": true});
@@ -145,48 +149,35 @@ async fn run() -> i32 {
 
     client.start();
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
     loop {
         tokio::select! {
             change = states.next() => {
-                let Some(change) = change else { return 2 };
-                emit(state_line(&change));
-                if let ConnectionState::Disconnected { reason } = &change.to {
-                    eprintln!("sockline-cli: gave up: {reason}");
+                if gave_up(change) {
                     return 2;
                 }
             }
-            line = stdin.next_line(), if stdin_open => match line {
+            line = stdin.next_line() => match line {
                 Ok(Some(line)) => send_line(&client, &unacked, &line),
-                Ok(None) => stdin_open = false,
+                Ok(None) => break,
                 Err(error) => {
                     emit(json!({"type": "error", "code": "stdin", "message": error.to_string()}));
-                    stdin_open = false;
+                    break;
                 }
             },
-        }
-        if !stdin_open {
-            break;
         }
     }
 
     // stdin ended: drain the outbox, then leave.
     let drain = tokio::time::sleep(Duration::from_millis(args.drain_timeout_ms));
     tokio::pin!(drain);
-    loop {
-        if unacked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
-            break;
-        }
+    while !unacked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
         tokio::select! {
             change = states.next() => {
-                let Some(change) = change else { break };
-                emit(state_line(&change));
-                if let ConnectionState::Disconnected { reason } = &change.to {
-                    eprintln!("sockline-cli: gave up: {reason}");
+                if gave_up(change) {
                     return 2;
                 }
             }
-            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = all_acked.notified() => {}
             () = &mut drain => break,
         }
     }
@@ -200,6 +191,21 @@ async fn run() -> i32 {
         return 1;
     }
     0
+}
+
+/// Prints a state change; whether the client gave up (or the stream ended), with the reason on
+/// stderr.
+fn gave_up(change: Option<StateChange>) -> bool {
+    let Some(change) = change else {
+        eprintln!("sockline-cli: the client stopped");
+        return true;
+    };
+    emit(state_line(&change));
+    if let ConnectionState::Disconnected { reason } = &change.to {
+        eprintln!("sockline-cli: gave up: {reason}");
+        return true;
+    }
+    false
 }
 
 fn send_line(client: &Client, unacked: &Mutex<BTreeSet<u64>>, line: &str) {
