@@ -161,13 +161,19 @@ pub enum DecodeError {
     Invalid(String),
 }
 
-fn decode<T: serde::de::DeserializeOwned>(text: &str, limit: usize) -> Result<T, DecodeError> {
+/// Refuses a frame above `limit` bytes before anything parses it.
+fn check_size(text: &str, limit: usize) -> Result<(), DecodeError> {
     if text.len() > limit {
         return Err(DecodeError::TooLarge {
             size: text.len(),
             limit,
         });
     }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str, limit: usize) -> Result<T, DecodeError> {
+    check_size(text, limit)?;
     serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))
 }
 
@@ -326,12 +332,7 @@ impl IncomingFrame {
     /// Decodes a server frame, refusing frames above `limit` bytes. Bad input of any shape is
     /// a [`DecodeError`] with a static message; nothing here formats or panics.
     pub fn decode(text: &str, limit: usize) -> Result<Self, DecodeError> {
-        if text.len() > limit {
-            return Err(DecodeError::TooLarge {
-                size: text.len(),
-                limit,
-            });
-        }
+        check_size(text, limit)?;
         let m = Members(json::object_members(text).map_err(|e| invalid(e.reason()))?);
         let kind = m
             .get("type")?
