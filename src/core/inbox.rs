@@ -16,21 +16,17 @@ pub struct Inbox {
     last_seq: u64,
     acked_seq: u64,
     duplicates: u64,
-    gaps: u64,
 }
 
 impl Inbox {
     /// Classifies the event numbered `seq`, advancing the last seen seq when it is new.
     ///
-    /// A `seq` that skips ahead (the server could not replay everything) is delivered and counted
-    /// as a gap; the app learns about lost history through `ResumeFailed`, not here.
+    /// A `seq` that skips ahead (the server could not replay everything) is delivered; the app
+    /// learns about lost history through `ResumeFailed`, not here.
     pub fn accept(&mut self, seq: u64) -> Arrival {
         if seq <= self.last_seq {
             self.duplicates += 1;
             return Arrival::Duplicate;
-        }
-        if seq > self.last_seq + 1 {
-            self.gaps += 1;
         }
         self.last_seq = seq;
         Arrival::Deliver
@@ -57,7 +53,7 @@ impl Inbox {
         }
     }
 
-    /// Starts over for a new session. Duplicate and gap counts are lifetime totals and stay.
+    /// Starts over for a new session. The duplicate count is a lifetime total and stays.
     pub fn reset(&mut self) {
         self.last_seq = 0;
         self.acked_seq = 0;
@@ -66,10 +62,5 @@ impl Inbox {
     /// How many duplicate events were dropped over the connection's life.
     pub fn duplicates(&self) -> u64 {
         self.duplicates
-    }
-
-    /// How many times the sequence skipped ahead.
-    pub fn gaps(&self) -> u64 {
-        self.gaps
     }
 }
