@@ -394,7 +394,22 @@ impl HubState {
     pub(crate) fn event_fits(&self, event: &str, data: &Value) -> bool {
         // `{"type":"event","seq":<u64>,"event":"…","data":…,"ts":"<RFC 3339>"}` around them.
         const ENVELOPE: usize = 128;
-        let data_len = serde_json::to_string(data).map_or(usize::MAX, |d| d.len());
+        /// Counts the bytes serde_json writes, so measuring allocates nothing.
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        let data_len = match serde_json::to_writer(&mut count, data) {
+            Ok(()) => count.0,
+            Err(_) => usize::MAX,
+        };
         data_len.saturating_add(event.len() * 6 + ENVELOPE) <= self.max_frame_bytes
     }
 
