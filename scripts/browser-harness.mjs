@@ -12,8 +12,12 @@
 //   POST /notify           -> forwards the body to the server's POST /notify with the dev key
 //   POST /kill             -> SIGKILL the server (clients see an abnormal close), wait for exit
 //   POST /start            -> start it again on the same port, wait for "listening on"
+//
+// `/config` also names `scripted`: a tiny WebSocket server (RFC 6455 by hand, no packages) that
+// answers the first client frame with `authenticated` and then sends one binary frame, which the
+// reference server never does (the browser tests check what the client reports).
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 
@@ -120,6 +124,32 @@ function readBody(req) {
   });
 }
 
+// The scripted peer: `authenticated` after the first frame, then a binary frame; it ignores
+// everything else the client sends and never closes first.
+const scripted = http.createServer((_req, res) => {
+  res.writeHead(404);
+  res.end();
+});
+scripted.on('upgrade', (req, socket) => {
+  const accept = createHash('sha1')
+    .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+    .digest('base64');
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
+  // Unmasked server frames of under 126 bytes: FIN + opcode, length, payload.
+  const frame = (opcode, payload) => Buffer.concat([Buffer.from([0x80 | opcode, payload.length]), payload]);
+  let answered = false;
+  socket.on('data', () => {
+    if (answered) return;
+    answered = true;
+    const hello = { type: 'authenticated', user_id: 'scripted', session: 's-scripted', heartbeat_ms: 30000, resumed: false };
+    socket.write(frame(1, Buffer.from(JSON.stringify(hello))));
+    socket.write(frame(2, Buffer.from([1, 2, 3])));
+  });
+  socket.on('error', () => {});
+});
+
 const control = http.createServer(async (req, res) => {
   const reply = (status, body) => {
     res.writeHead(status, {
@@ -136,7 +166,11 @@ const control = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.method === 'OPTIONS') return reply(204, '');
     if (url.pathname === '/config') {
-      return reply(200, { ws: `ws://127.0.0.1:${port}/ws`, http: base });
+      return reply(200, {
+        ws: `ws://127.0.0.1:${port}/ws`,
+        http: base,
+        scripted: `ws://127.0.0.1:${scripted.address().port}/`,
+      });
     }
     if (url.pathname === '/token') {
       const r = await forward(`/dev/token?user=${encodeURIComponent(url.searchParams.get('user') ?? '')}`);
@@ -172,11 +206,13 @@ async function shutdown(code) {
   if (child && child.exitCode === null) child.kill('SIGTERM');
   await killServer();
   control.close();
+  scripted.close();
   process.exit(code);
 }
 
 await startWithRetry();
 await new Promise((resolve) => control.listen(0, '127.0.0.1', resolve));
+await new Promise((resolve) => scripted.listen(0, '127.0.0.1', resolve));
 const harness = `http://127.0.0.1:${control.address().port}`;
 log(`server ${base}, control ${harness}`);
 

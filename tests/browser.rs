@@ -187,9 +187,20 @@ async fn server_killed_reconnects_after_restart_and_rejoins_rooms() {
     client.connect().expect("connect");
     wait_state(&client, "connected", 5_000).await;
 
+    let states = recorder();
+    client.on_state(states.clone().into()).expect("onState");
     let before = get(&client.stats(), "debug");
     call("POST", "/kill", None).await;
     wait_state(&client, "reconnecting", 5_000).await;
+    // `reconnecting` says why, as every transition does.
+    let lost = nth(&states, 0);
+    assert_eq!(get_str(&lost, "state"), "reconnecting");
+    assert_eq!(get_str(&lost, "reason"), "socket_closed");
+    assert!(
+        get_str(&lost, "message").contains("1006"),
+        "{}",
+        get_str(&lost, "message")
+    );
     pause(400).await; // a few failed retries while the server is down
     assert_ne!(client.state(), "connected");
     call("POST", "/start", None).await;
@@ -423,4 +434,51 @@ fn bad_input_is_a_js_error_with_a_code_never_a_panic() {
         .expect_err("empty name");
     assert_eq!(code_of(&err), "empty_event_name");
     assert_eq!(client.state(), "disconnected");
+}
+
+#[wasm_bindgen_test]
+async fn a_binary_frame_is_a_binary_frame_error_and_the_client_stays_connected() {
+    let url = get_str(&call("GET", "/config", None).await, "scripted");
+    let options = js_sys::JSON::parse(&format!(r#"{{"url":"{url}","token":"t"}}"#)).unwrap();
+    let client = SocklineClient::new(options).expect("client");
+    let errors = recorder();
+    on(&client, "error", &errors);
+    client.connect().expect("connect");
+    wait_state(&client, "connected", 5_000).await;
+    wait_until("the binary frame error", 3_000, || count(&errors) == 1).await;
+    assert_eq!(code_of(&last(&errors)), "binary_frame");
+    pause(100).await;
+    assert_eq!(client.state(), "connected");
+    assert_eq!(count(&errors), 1);
+    drop(client);
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_plain_send_is_an_error_event_and_an_ack_event() {
+    let client = client_for("bw-failed-send", "").await;
+    let errors = recorder();
+    let acks = recorder();
+    on(&client, "error", &errors);
+    on(&client, "ack", &acks);
+    client.connect().expect("connect");
+    wait_state(&client, "connected", 5_000).await;
+    let ok = client
+        .send(JsValue::from_str("get_unread_count"), JsValue::UNDEFINED)
+        .expect("send");
+    let bad = client
+        .send(JsValue::from_str("no_such_event"), JsValue::UNDEFINED)
+        .expect("send");
+    wait_until("both acks", 3_000, || count(&acks) == 2).await;
+    let first = nth(&acks, 0);
+    assert_eq!(get_num(&first, "id"), ok);
+    assert_eq!(get(&first, "ok").as_bool(), Some(true));
+    assert_eq!(get_num(&get(&first, "data"), "count"), 0.0);
+    let second = nth(&acks, 1);
+    assert_eq!(get_num(&second, "id"), bad);
+    assert_eq!(get(&second, "ok").as_bool(), Some(false));
+    assert_eq!(code_of(&get(&second, "error")), "unknown_event");
+    assert_eq!(count(&errors), 1);
+    assert_eq!(code_of(&last(&errors)), "unknown_event");
+    assert_eq!(get_num(&last(&errors), "id"), bad);
+    drop(client);
 }

@@ -10,7 +10,7 @@ mod support;
 use serde_json::json;
 use sockline::core::{
     Action, Cause, Connection, ConnectionState, DisconnectReason, Env, Event, Input, Instant,
-    LinkError, Payload, SendId, SocketId, Transport,
+    LinkError, Payload, SendId, SocketId, StaticToken, Transport,
 };
 use sockline::{AckError, ClientError, SendError};
 use std::time::Duration;
@@ -1223,6 +1223,133 @@ fn a_rate_limited_send_is_resent_later_under_a_new_id_not_failed() {
         [Event::Ack {
             id: a,
             result: Ok(None)
+        }]
+    );
+}
+
+// ---- decisions the drivers used to make (issue 9) -------------------------------------------
+
+#[test]
+fn a_binary_frame_is_reported_as_binary_frame_and_the_link_stays_up() {
+    let (mut conn, socket) = live();
+    conn.handle_input(at(10), Input::Transport(socket, Transport::Binary));
+    assert_eq!(events(&mut conn), [Event::Error(ClientError::BinaryFrame)]);
+    assert!(conn.state().is_connected());
+    assert_eq!(actions(&mut conn), []);
+    // It is traffic: the heartbeat deadline moved.
+    assert_eq!(conn.poll_timeout(), Some(at(40_010)));
+}
+
+#[test]
+fn a_static_token_opens_the_socket_without_a_token_fetch() {
+    let mut config = config();
+    config.token = Some(StaticToken::new("static"));
+    let mut conn = Connection::new(config, Instant::ZERO);
+    conn.connect(Instant::ZERO);
+    let acts = actions(&mut conn);
+    let [Action::OpenSocket { socket, .. }] = acts.as_slice() else {
+        panic!("expected only OpenSocket, got {acts:?}");
+    };
+    conn.handle_input(Instant::ZERO, Input::Transport(*socket, Transport::Opened));
+    assert_eq!(
+        frames(&actions(&mut conn)),
+        [json!({"type":"auth","v":1,"token":"static"})]
+    );
+}
+
+#[test]
+fn every_transition_carries_its_cause() {
+    let mut conn = Connection::new(config(), Instant::ZERO);
+    conn.connect(Instant::ZERO);
+    let (socket, _) = finish_connect(&mut conn, Instant::ZERO, "s1", false);
+    close(&mut conn, at(10), socket, 1006);
+    conn.handle_input(at(5_000), Input::Timeout);
+    let socket = answer_token(&mut conn, at(5_000));
+    conn.handle_input(at(5_000), Input::Env(Env::Offline));
+    conn.handle_input(at(6_000), Input::Env(Env::Online));
+    answer_token(&mut conn, at(6_000));
+    conn.handle_input(at(6_000), Input::Env(Env::Hidden));
+    conn.handle_input(at(7_000), Input::Env(Env::Visible));
+    conn.disconnect(at(8_000));
+    let causes: Vec<(&str, String)> = events(&mut conn)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::StateChanged { to, cause, .. } => Some((to.name(), cause.code().to_owned())),
+            _ => None,
+        })
+        .collect();
+    let _ = socket;
+    assert_eq!(
+        causes,
+        [
+            ("connecting", "connect"),
+            ("authenticating", "socket_open"),
+            ("connected", "authenticated"),
+            ("reconnecting", "socket_closed"),
+            ("connecting", "retry"),
+            ("reconnecting", "offline"),
+            ("connecting", "online"),
+            ("disconnected", "paused"),
+            ("connecting", "visible"),
+            ("disconnected", "requested"),
+        ]
+        .map(|(s, c)| (s, c.to_owned()))
+    );
+}
+
+#[test]
+fn the_reconnecting_cause_carries_the_failure() {
+    let (mut conn, socket) = live();
+    close(&mut conn, at(10), socket, 1011);
+    let evs = events(&mut conn);
+    let [Event::StateChanged { cause, .. }] = evs.as_slice() else {
+        panic!("{evs:?}");
+    };
+    assert_eq!(
+        cause,
+        &Cause::Lost(LinkError::Closed {
+            code: 1011,
+            reason: "test".into()
+        })
+    );
+    assert_eq!(cause.to_string(), "socket closed (1011): test");
+}
+
+#[test]
+fn a_volatile_event_is_delivered_once_and_never_acked() {
+    let (mut conn, socket) = live();
+    for _ in 0..40 {
+        frame(
+            &mut conn,
+            at(10),
+            socket,
+            r#"{"type":"event","event":"typing_update","data":{"typing":true}}"#,
+        );
+    }
+    let evs = events(&mut conn);
+    assert_eq!(evs.len(), 40);
+    assert!(evs
+        .iter()
+        .all(|e| matches!(e, Event::Message { seq: None, .. })));
+    conn.handle_input(at(1_000), Input::Timeout);
+    assert_eq!(frames(&actions(&mut conn)), Vec::<serde_json::Value>::new());
+    assert_eq!(conn.stats().duplicates_dropped, 0);
+}
+
+#[test]
+fn a_request_without_a_timeout_uses_the_configured_default() {
+    let mut config = config();
+    config.request_timeout = Duration::from_millis(1_234);
+    let mut conn = Connection::new(config, Instant::ZERO);
+    let id = conn.request(at(0), "x", &Payload::null(), None).unwrap();
+    conn.handle_input(at(1_233), Input::Timeout);
+    assert_eq!(events(&mut conn), []);
+    conn.handle_input(at(1_234), Input::Timeout);
+    assert_eq!(
+        events(&mut conn),
+        [Event::Ack {
+            id,
+            result: Err(AckError::Timeout { timeout_ms: 1_234 })
         }]
     );
 }

@@ -2,7 +2,7 @@
 // Every `@ts-expect-error` line must fail to type-check: if one compiles, tsc reports the unused
 // directive and the test fails.
 import { SocklineClient } from './sockline.js';
-import type { ConnectionState, StateChange } from './sockline.js';
+import type { ConnectionState, SendAck, StateCause, StateChange } from './sockline.js';
 
 declare const client: SocklineClient;
 
@@ -33,3 +33,16 @@ client.onState((change: StateChange) => change.state === s || change.attempt > 0
 // @ts-expect-error: `url` is required
 new SocklineClient({ token: 't' });
 new SocklineClient({ url: 'ws://x/ws', getToken: async () => 't', backoff: { maxRetries: 3 } });
+
+// Every state change says why, with one of the documented codes and a message.
+client.onState(({ reason, message }: StateChange) => {
+  const why: StateCause = reason;
+  // @ts-expect-error: not a cause
+  const wrong: StateCause = 'because';
+  return message.length + why.length + wrong.length;
+});
+
+// A plain send's outcome arrives as an `ack` event.
+client.on('ack', (a: SendAck) => (a.ok ? a.data : a.error?.code));
+// @ts-expect-error: `ack` payloads have no `seq`
+client.on('ack', (a) => a.seq);

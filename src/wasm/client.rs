@@ -10,7 +10,8 @@ use wasm_bindgen::JsCast;
 
 use super::js;
 use super::options::Options;
-use super::pump::{self, Pending, Shared};
+use super::pump;
+use super::shared::{Pending, Shared};
 use crate::core::{Connection, Payload};
 use crate::error::SendError;
 use crate::listeners::{ListenerId, Topic};

@@ -8,7 +8,7 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::js;
-use super::pump::{Pending, Shared};
+use super::shared::{Pending, Shared};
 use crate::core::{Payload, SendId};
 use crate::error::{AckError, ClientError};
 use crate::listeners::dispatch;

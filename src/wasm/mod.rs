@@ -18,6 +18,7 @@ mod js;
 mod options;
 mod page;
 mod pump;
+mod shared;
 mod socket;
 mod types;
 

@@ -1,4 +1,6 @@
-//! The page listeners, as RAII `gloo-events` listeners removed on drop: `visibilitychange` →
+//! The page listeners, as RAII listeners removed on drop (the shape of `gloo-events`'
+//! `EventListener`, in a few lines: gloo-events' options and thread-local cost ~1 KiB of wasm
+//! that the browser package does not need): `visibilitychange` →
 //! `Env(Hidden | Visible)`, `online`/`offline` → `Env(Online | Offline)`, and
 //! `pagehide`/`pageshow` → `Env(Offline | Online)` so a page entering the back-forward cache
 //! closes its socket (an open socket makes a page ineligible) and reconnects when restored.
@@ -7,12 +9,44 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use gloo_events::EventListener;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{PageTransitionEvent, VisibilityState};
+use web_sys::{EventTarget, PageTransitionEvent, VisibilityState};
 
 use super::js;
 use crate::core::Env;
+
+/// One `addEventListener`, removed (and its closure freed) on drop.
+#[must_use = "dropping the listener removes it"]
+struct EventListener {
+    target: EventTarget,
+    kind: &'static str,
+    closure: Closure<dyn Fn(web_sys::Event)>,
+}
+
+impl EventListener {
+    fn new(
+        target: &EventTarget,
+        kind: &'static str,
+        on: impl Fn(web_sys::Event) + 'static,
+    ) -> Self {
+        let closure = Closure::<dyn Fn(web_sys::Event)>::new(on);
+        let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
+        EventListener {
+            target: target.clone(),
+            kind,
+            closure,
+        }
+    }
+}
+
+impl Drop for EventListener {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, self.closure.as_ref().unchecked_ref());
+    }
+}
 
 /// The installed listeners; dropping this removes them.
 pub(crate) struct PageListeners {

@@ -23,17 +23,51 @@ export type DisconnectReason =
   | 'retries_exhausted'
   | 'paused';
 
+/** Why a link was lost (the `reason` of `reconnecting`). */
+export type LinkError =
+  | 'socket_closed'
+  | 'socket_error'
+  | 'connect_timeout'
+  | 'auth_timeout'
+  | 'heartbeat_timeout'
+  | 'token_fetch_failed'
+  | 'offline';
+
+/** Why the state changed: the same codes on every face (Rust: `Cause::code()`). */
+export type StateCause =
+  | 'connect'
+  | 'retry'
+  | 'online'
+  | 'visible'
+  | 'socket_open'
+  | 'authenticated'
+  | LinkError
+  | DisconnectReason;
+
 /** What `onState` listeners get. */
 export interface StateChange {
   state: ConnectionState;
   /** 0 for a fresh start, n while making (or waiting for) retry n. */
   attempt: number;
-  /** Set when `state` is `disconnected`, else `null`. */
-  reason: DisconnectReason | null;
+  /**
+   * Why, for every transition: what made it connect (`connect`, `retry`, `online`, `visible`),
+   * why it is `reconnecting` (a `LinkError`), why it is `disconnected` (a `DisconnectReason`).
+   */
+  reason: StateCause;
   /** Milliseconds until the next retry while `reconnecting` (null while offline). */
   nextRetryMs: number | null;
   /** A human-readable explanation of `reason`. */
-  message?: string;
+  message: string;
+}
+
+/** What `ack` listeners get: the outcome of a plain `send()` (a request's goes to its promise). */
+export interface SendAck {
+  id: number;
+  ok: boolean;
+  /** The ack's data, when `ok`. */
+  data?: unknown;
+  /** Why it failed, when not `ok` (also emitted as an `error` event). */
+  error?: SocklineError;
 }
 
 /** Options of `new SocklineClient(options)`. One of `token` and `getToken` is required. */
@@ -61,8 +95,8 @@ export interface ClientOptions {
 /**
  * Every error the client throws, rejects with or emits: a real `Error` with a stable `code`
  * (`invalid_options`, `invalid_argument`, `freed`, `outbox_full`, `too_large`,
- * `empty_event_name`, `bad_payload`, `timeout`, `listener_threw`, `bad_frame`, or the server's
- * code such as `forbidden` or `rate_limited`).
+ * `empty_event_name`, `bad_payload`, `timeout`, `disconnected`, `listener_threw`, `bad_frame`,
+ * `binary_frame`, or the server's code such as `forbidden`).
  */
 export interface SocklineError extends Error {
   code: string;
@@ -103,8 +137,13 @@ export interface EventMap {
   user_left: UserLeft;
   conversation_update: ConversationUpdate;
   presence: Presence;
-  /** A problem that did not stop the client (bad frame, server error, a listener threw, …). */
+  /**
+   * A problem that did not stop the client: a bad or binary frame (`bad_frame`,
+   * `binary_frame`), a server error, a failed plain send (with `id`), a listener threw, …
+   */
   error: SocklineError;
+  /** The outcome of a plain `send()`. */
+  ack: SendAck;
   /** The server resumed the session and replays `missed` events next. */
   resumed: { missed: number };
   /** The session could not be resumed: events may have been missed, refetch. */

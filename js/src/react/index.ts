@@ -22,18 +22,21 @@ import type {
   ConnectionState,
   DisconnectReason,
   EventMap,
+  StateCause,
   StateChange,
 } from '../sockline.js';
 
-export type { ClientOptions, ConnectionState, DisconnectReason, EventMap, StateChange };
+export type { ClientOptions, ConnectionState, DisconnectReason, EventMap, StateCause, StateChange };
 
 /** What `useConnectionState()` returns. */
 export interface ConnectionInfo {
   state: ConnectionState;
   /** 0 for a fresh start, n while making (or waiting for) retry n. */
   attempt: number;
-  /** Why the client is `disconnected`, else `null`. */
-  reason: DisconnectReason | null;
+  /** Why the last transition happened (a `StateCause` code, for every state). */
+  reason: StateCause;
+  /** A human-readable explanation of `reason`. */
+  message: string;
   /** Milliseconds until the next retry, as of the last transition (null unless reconnecting online). */
   nextRetryMs: number | null;
 }
@@ -93,6 +96,7 @@ const INITIAL: ConnectionInfo = {
   state: 'disconnected',
   attempt: 0,
   reason: 'not_started',
+  message: 'not started',
   nextRetryMs: null,
 };
 
@@ -146,13 +150,19 @@ export function SocklineProvider({
         const c = new SocklineClient(opts);
         created = c;
         offState = c.onState((s: StateChange) =>
-          setInfo({ state: s.state, attempt: s.attempt, reason: s.reason, nextRetryMs: s.nextRetryMs }),
+          setInfo({
+            state: s.state,
+            attempt: s.attempt,
+            reason: s.reason,
+            message: s.message,
+            nextRetryMs: s.nextRetryMs,
+          }),
         );
         for (const room of pending.rooms.keys()) c.join(room);
         for (const [name, data] of pending.sends.splice(0)) c.send(name, data as never);
         pending.client = c;
         for (const w of pending.waiters.splice(0)) w(c);
-        setInfo({ state: c.state as ConnectionState, attempt: 0, reason: 'not_started', nextRetryMs: null });
+        setInfo({ ...INITIAL, state: c.state as ConnectionState });
         setClient(c);
         if (autoConnect) c.connect();
       },
@@ -241,7 +251,7 @@ export function useSockline(): SocklineApi {
   );
 }
 
-/** `{ state, attempt, reason, nextRetryMs }`, updated on every transition. */
+/** `{ state, attempt, reason, message, nextRetryMs }`, updated on every transition. */
 export function useConnectionState(): ConnectionInfo {
   if (useContext(ControllerContext) === null) missingProvider();
   return useContext(StateContext);
