@@ -212,7 +212,7 @@ fn a_failed_plain_send_is_an_error_and_an_ack_on_every_face() {
 #[test]
 fn a_binary_frame_is_a_binary_frame_error_and_the_link_stays_up() {
     let mut pair = connected();
-    pair.from_server(Transport::Binary);
+    pair.server_sends(Transport::Binary);
     assert_eq!(pair.heard(), [Heard::Error("binary_frame".into())]);
     assert!(pair.shell.conn().state().is_connected());
     assert_eq!(pair.shell.conn().stats().frames_in, 2);
@@ -223,10 +223,10 @@ fn outputs_keep_the_order_the_core_produced_them_in() {
     let mut pair = connected();
     let first = pair.server.event("new_notification", json!({"id": "n1"}));
     let second = pair.server.event("new_message", json!({"id": "m1"}));
-    pair.from_server(first);
+    pair.server_sends(first);
     pair.request(5, "get_unread_count", None).unwrap();
-    pair.from_server(second);
-    pair.from_server(Transport::Closed {
+    pair.server_sends(second);
+    pair.server_sends(Transport::Closed {
         code: 1001,
         reason: "bye".into(),
     });

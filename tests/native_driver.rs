@@ -128,8 +128,7 @@ async fn a_binary_frame_is_a_binary_frame_error_and_the_client_stays_connected()
         notices
             .lock()
             .unwrap()
-            .iter()
-            .any(|n| *n == Notice::Error(ClientError::BinaryFrame))
+            .contains(&Notice::Error(ClientError::BinaryFrame))
             .then_some(())
     })
     .await;

@@ -208,7 +208,7 @@ impl Pair {
     }
 
     /// Delivers `transport` from the server on the current socket, then settles.
-    pub fn from_server(&mut self, transport: Transport) {
+    pub fn server_sends(&mut self, transport: Transport) {
         if let Some(socket) = self.socket {
             self.inbound.push_back(Input::Transport(socket, transport));
         }
