@@ -30,6 +30,9 @@ pub enum SendError {
     /// The event name is empty.
     #[error("event name must not be empty")]
     EmptyEventName,
+    /// Every send id up to 2^53 − 1 is spent (PROTOCOL.md §1): no new send can be numbered.
+    #[error("send ids exhausted")]
+    IdsExhausted,
     /// The payload could not be encoded as JSON.
     #[error("payload is not valid JSON: {0}")]
     BadPayload(String),
@@ -43,6 +46,7 @@ impl SendError {
             SendError::TooLarge { .. } => "too_large",
             SendError::Disconnected => "disconnected",
             SendError::EmptyEventName => "empty_event_name",
+            SendError::IdsExhausted => "ids_exhausted",
             SendError::BadPayload(_) => "bad_payload",
         }
     }
@@ -108,6 +112,16 @@ pub enum ClientError {
         /// The frame's `type`.
         frame: &'static str,
     },
+    /// A durable event skipped ahead of the next seq: events were lost in transit. The client
+    /// reconnects at once to resume from the last contiguous one (`resume_failed` follows if
+    /// the server cannot replay them).
+    #[error("events lost in transit: expected seq {expected}, got {got}")]
+    SeqGap {
+        /// The seq that should have come.
+        expected: u64,
+        /// The seq that came.
+        got: u64,
+    },
     /// The server reported an error frame (e.g. `rate_limited`, `invalid_frame`).
     #[error("server error ({code}): {message}")]
     Server {
@@ -133,6 +147,7 @@ impl ClientError {
     pub fn code(&self) -> &str {
         match self {
             ClientError::BinaryFrame => "binary_frame",
+            ClientError::SeqGap { .. } => "seq_gap",
             ClientError::SendFailed { error, .. } => error.code(),
             ClientError::BadFrame(_) => "bad_frame",
             ClientError::UnexpectedFrame { .. } => "unexpected_frame",

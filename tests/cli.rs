@@ -167,3 +167,43 @@ async fn a_rejected_token_exits_two() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("authentication rejected"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn token_command_is_run_for_every_connect_and_its_failure_is_retried() {
+    let server = start_server(ServerConfig::for_tests()).await;
+    let url = format!("ws://{}/ws", server.local_addr());
+    let dir = std::env::temp_dir().join(format!("sockline-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let runs = dir.join("runs");
+    // Fails the first time (no token), then prints the token; every run is counted.
+    let command = format!(
+        r#"echo run >> {runs}; [ "$(wc -l < {runs})" -ge 2 ] && printf '  %s\n' "$T""#,
+        runs = runs.display()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockline-cli"))
+        .args(["--url", &url, "--token-command", &command])
+        .args(["--backoff-initial-ms", "20"])
+        .env("T", token("cmd-user"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sockline-cli starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen = read_until(&mut lines, |v| v["state"] == "connected").await;
+    let failed: Vec<&Value> = seen
+        .iter()
+        .filter(|v| v["state"] == "reconnecting")
+        .collect();
+    assert_eq!(failed.len(), 1, "{seen:#?}");
+    assert_eq!(failed[0]["cause"], "token_fetch_failed");
+    assert!(failed[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("--token-command"));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 2);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await;
+}

@@ -126,7 +126,7 @@ fn auth_error_disconnects_without_retry() {
         &mut conn,
         at(10),
         socket,
-        r#"{"type":"auth_error","code":"expired","message":"token expired"}"#,
+        r#"{"type":"auth_error","code":"invalid_token","message":"bad signature"}"#,
     );
     assert!(matches!(
         actions(&mut conn).as_slice(),
@@ -136,8 +136,8 @@ fn auth_error_disconnects_without_retry() {
         conn.state(),
         &ConnectionState::Disconnected {
             reason: DisconnectReason::AuthRejected {
-                code: "expired".into(),
-                message: "token expired".into()
+                code: "invalid_token".into(),
+                message: "bad signature".into()
             }
         }
     );
@@ -738,7 +738,7 @@ fn unacked_sends_are_resent_with_the_same_ids_after_a_resume() {
 }
 
 #[test]
-fn a_new_session_renumbers_from_one_after_rejoining_rooms() {
+fn a_new_session_resends_unacked_sends_under_their_own_ids_after_rejoining_rooms() {
     let (mut conn, socket) = live();
     conn.join(at(1), "chat:7");
     conn.send(at(1), "message", &payload(json!({"text": "a"})))
@@ -754,10 +754,13 @@ fn a_new_session_renumbers_from_one_after_rejoining_rooms() {
     let (_, next_at) = reconnecting_at(&conn);
     conn.handle_input(next_at, Input::Timeout);
     let (_, sent) = finish_connect(&mut conn, next_at, "s2", false);
+    // Ids are per client and never renumbered: the message keeps id 2, so the server's
+    // (user, client) dedupe processes it once even if it saw it before the cut. The room is
+    // joined again under a new id (the old join belongs to the old session).
     assert_eq!(
         sent,
         [
-            json!({"type":"send","id":1,"event":"join_room","data":{"room":"chat:7"}}),
+            json!({"type":"send","id":3,"event":"join_room","data":{"room":"chat:7"}}),
             json!({"type":"send","id":2,"event":"message","data":{"text":"a"}}),
         ]
     );
@@ -884,7 +887,7 @@ fn a_failed_resume_resets_the_inbox_and_tells_the_app() {
         &mut conn,
         at(1),
         socket,
-        r#"{"type":"event","seq":5,"event":"x"}"#,
+        r#"{"type":"event","seq":1,"event":"x"}"#,
     );
     close(&mut conn, at(2), socket, 1006);
     let (_, next_at) = reconnecting_at(&conn);
@@ -1176,7 +1179,7 @@ fn payloads_are_validated_as_they_will_sit_in_their_frame() {
 }
 
 #[test]
-fn a_rate_limited_send_is_resent_later_under_a_new_id_not_failed() {
+fn a_rate_limited_send_is_retried_in_place_with_its_id_and_nothing_overtakes_it() {
     let (mut conn, socket) = live();
     let a = conn
         .send(at(0), "message", &payload(json!({"n": 1})))
@@ -1189,7 +1192,67 @@ fn a_rate_limited_send_is_resent_later_under_a_new_id_not_failed() {
         &mut conn,
         at(10),
         socket,
-        r#"{"type":"ack","id":1,"ok":false,"error":{"code":"rate_limited","message":"slow down"}}"#,
+        r#"{"type":"ack","id":1,"ok":false,"error":{"code":"rate_limited","message":"not processed","retry_after_ms":500}}"#,
+    );
+    // Sent meanwhile: it waits behind the refused one.
+    let c = conn
+        .send(at(20), "message", &payload(json!({"n": 3})))
+        .unwrap();
+    frame(
+        &mut conn,
+        at(30),
+        socket,
+        r#"{"type":"ack","id":2,"ok":false,"error":{"code":"rate_limited","message":"not processed","retry_after_ms":500}}"#,
+    );
+    assert_eq!(
+        events(&mut conn),
+        [],
+        "a refused send is not reported failed"
+    );
+    assert_eq!(frames(&actions(&mut conn)), Vec::<serde_json::Value>::new());
+    assert!(conn.is_pending(a) && conn.is_pending(b) && conn.is_pending(c));
+    assert_eq!(conn.poll_timeout(), Some(at(530)), "the later hint wins");
+    conn.handle_input(at(530), Input::Timeout);
+    assert_eq!(
+        frames(&actions(&mut conn)),
+        [
+            json!({"type":"send","id":1,"event":"message","data":{"n":1}}),
+            json!({"type":"send","id":2,"event":"message","data":{"n":2}}),
+            json!({"type":"send","id":3,"event":"message","data":{"n":3}}),
+        ]
+    );
+    for id in 1..=3 {
+        frame(
+            &mut conn,
+            at(540),
+            socket,
+            &format!(r#"{{"type":"ack","id":{id},"ok":true}}"#),
+        );
+    }
+    let acked: Vec<SendId> = events(&mut conn)
+        .into_iter()
+        .map(|e| match e {
+            Event::Ack { id, result: Ok(_) } => id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(acked, [a, b, c]);
+}
+
+#[test]
+fn a_send_processed_despite_a_refusal_ahead_of_it_is_settled_not_resent() {
+    let (mut conn, socket) = live();
+    conn.send(at(0), "message", &payload(json!({"n": 1})))
+        .unwrap();
+    let b = conn
+        .send(at(0), "message", &payload(json!({"n": 2})))
+        .unwrap();
+    actions(&mut conn);
+    frame(
+        &mut conn,
+        at(10),
+        socket,
+        r#"{"type":"ack","id":1,"ok":false,"error":{"code":"rate_limited","message":""}}"#,
     );
     frame(
         &mut conn,
@@ -1202,28 +1265,13 @@ fn a_rate_limited_send_is_resent_later_under_a_new_id_not_failed() {
         [Event::Ack {
             id: b,
             result: Ok(None)
-        }],
-        "the refused send is not reported failed"
+        }]
     );
-    assert!(conn.is_pending(a));
-    assert_eq!(conn.poll_timeout(), Some(at(1_010)));
+    // No hint: the configured 1 s.
     conn.handle_input(at(1_010), Input::Timeout);
     assert_eq!(
         frames(&actions(&mut conn)),
-        [json!({"type":"send","id":3,"event":"message","data":{"n":1}})]
-    );
-    frame(
-        &mut conn,
-        at(1_020),
-        socket,
-        r#"{"type":"ack","id":3,"ok":true}"#,
-    );
-    assert_eq!(
-        events(&mut conn),
-        [Event::Ack {
-            id: a,
-            result: Ok(None)
-        }]
+        [json!({"type":"send","id":1,"event":"message","data":{"n":1}})]
     );
 }
 

@@ -30,9 +30,19 @@ struct Args {
     /// The server's WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
     #[arg(long)]
     url: String,
-    /// The token sent in the `auth` frame.
-    #[arg(long, env = "SOCKLINE_TOKEN", hide_env_values = true)]
-    token: String,
+    /// The token sent in the `auth` frame (the same on every connect).
+    #[arg(
+        long,
+        env = "SOCKLINE_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_command",
+        conflicts_with = "token_command"
+    )]
+    token: Option<String>,
+    /// A command run through `sh -c` for a fresh token on every (re)connect and refresh; its
+    /// stdout, trimmed, is the token (a non-zero exit or empty output is a failed fetch).
+    #[arg(long, value_name = "CMD")]
+    token_command: Option<String>,
     /// A room to join (repeatable).
     #[arg(long = "join", value_name = "ROOM")]
     rooms: Vec<String>,
@@ -104,8 +114,13 @@ async fn run() -> i32 {
         )
         .init();
     let args = Args::parse();
-    let mut config = ClientConfig::new(&args.url)
-        .token(&args.token)
+    let config = ClientConfig::new(&args.url);
+    // clap requires exactly one of --token and --token-command.
+    let config = match (args.token.clone(), args.token_command.clone()) {
+        (None, Some(command)) => config.token_provider(move || run_token_command(command.clone())),
+        (token, _) => config.token(token.unwrap_or_default()),
+    };
+    let mut config = config
         .backoff(Backoff {
             initial: Duration::from_millis(args.backoff_initial_ms),
             max: Duration::from_millis(args.backoff_max_ms),
@@ -200,6 +215,26 @@ async fn run() -> i32 {
         return 1;
     }
     0
+}
+
+/// Runs `command` through `sh -c`; its trimmed stdout is the token.
+async fn run_token_command(command: String) -> Result<String, String> {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("--token-command could not run: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("--token-command exited with {}", output.status));
+    }
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if token.is_empty() {
+        return Err("--token-command printed no token".to_owned());
+    }
+    Ok(token)
 }
 
 /// Prints a state change; whether the client gave up (or the stream ended), with the reason on

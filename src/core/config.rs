@@ -42,6 +42,14 @@ pub struct ConnectionConfig {
     pub token: Option<StaticToken>,
     /// How long a request waits for its ack when it names no timeout (10 s).
     pub request_timeout: Duration,
+    /// The client id sent in `auth` (16–64 of `[A-Za-z0-9_-]`): stable for the client's life,
+    /// it scopes the server's send-id dedupe (PROTOCOL.md §5). Drivers draw one from a real
+    /// random source when the app gives none; the core never draws it. `None`: no `client` is
+    /// sent and the server dedupes per session only.
+    pub client_id: Option<String>,
+    /// How long before the token expires to fetch a fresh one and `refresh` the socket: this
+    /// or 10 % of the token's life, whichever is smaller (30 s).
+    pub refresh_margin: Duration,
     /// The reconnect delay policy (1, 2, 4, 8, 16 s with equal jitter, cap 30 s, five retries).
     pub backoff: Backoff,
     /// How long token fetch plus socket open may take (20 s).
@@ -64,7 +72,8 @@ pub struct ConnectionConfig {
     pub ack_delay: Duration,
     /// Send the ack at once when this many events are unacknowledged (32).
     pub ack_batch: u64,
-    /// How long to wait before resending sends the server refused with `rate_limited` (1 s).
+    /// How long to wait before resending a send the server refused with `rate_limited` when
+    /// its ack gives no `retry_after_ms` (1 s).
     pub rate_limit_retry: Duration,
     /// The largest frame accepted or sent (64 KiB).
     pub max_frame_bytes: usize,
@@ -79,6 +88,8 @@ impl ConnectionConfig {
             url: url.into(),
             token: None,
             request_timeout: Duration::from_secs(10),
+            client_id: None,
+            refresh_margin: Duration::from_secs(30),
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(20),
             auth_timeout: Duration::from_secs(5),

@@ -1,16 +1,22 @@
 //! [`Connection`]: the state machine itself — its getters, the input door, the two output queues
-//! and the next deadline. Commands are in `commands`, the transitions they share in `transitions`.
+//! and the next deadline. The commands are in `commands`, what server frames do in `frames`,
+//! queueing and pacing sends in `sending`, the token lifecycle in `tokens`, and the transitions
+//! they share in `transitions`.
 
 mod commands;
+mod frames;
+mod sending;
+mod tokens;
 mod transitions;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::backoff::Rng;
-use super::inbox::{Arrival, Inbox};
+use super::inbox::Inbox;
 use super::link::{Failure, Link};
-use super::outbox::{EntryKind, Outbox};
+use super::outbox::Outbox;
+use super::pacing::Pacer;
 use super::rooms::RoomSet;
 use super::timers::{Timer, TimerTable};
 use super::{
@@ -18,7 +24,7 @@ use super::{
     LinkError, Payload, RequestId, SendId, SocketId, Stats, Transport,
 };
 use crate::error::{AckError, ClientError};
-use crate::protocol::{encode, CloseCode, ErrorBody, IncomingFrame, ResumePoint};
+use crate::protocol::{encode, CloseCode, ResumePoint};
 
 /// The sans-IO connection state machine. See the [module docs](super) for the drain rule.
 ///
@@ -59,6 +65,16 @@ pub struct Connection {
     /// (Send ids only grow, so pushing keeps it sorted.)
     request_timeouts: Vec<(SendId, Duration)>,
     inbox: Inbox,
+    /// The send bucket of the live link (the server's `limits`).
+    pacer: Option<Pacer>,
+    /// Until when the server refuses sends (`rate_limited`): nothing is transmitted before.
+    refused_until: Option<Instant>,
+    /// The token the current link authenticates (or authenticated) with.
+    token_in_use: Option<String>,
+    /// A token the server said has expired: never sent again.
+    expired_token: Option<String>,
+    /// The token fetch under way for an in-band `refresh`.
+    refresh_request: Option<RequestId>,
     reconnects: u64,
     frames_in: u64,
     frames_out: u64,
@@ -93,6 +109,11 @@ impl Connection {
             rooms: RoomSet::default(),
             request_timeouts: Vec::new(),
             inbox: Inbox::default(),
+            pacer: None,
+            refused_until: None,
+            token_in_use: None,
+            expired_token: None,
+            refresh_request: None,
             reconnects: 0,
             frames_in: 0,
             frames_out: 0,
@@ -218,13 +239,8 @@ impl Connection {
             }
             Timer::AckFlush => self.flush_inbox_ack(),
             Timer::HiddenGrace => self.pause(),
-            Timer::RateLimitRetry => {
-                if self.link.is_live() {
-                    for frame in self.outbox.transmit_unsent() {
-                        self.send_frame(frame);
-                    }
-                }
-            }
+            Timer::OutboxReady => self.pump_outbox(now),
+            Timer::TokenRefresh => self.start_refresh(now),
             Timer::Request(id) => {
                 let timeout = self.take_request_timeout(id).unwrap_or_default();
                 if self.outbox.remove(id).is_some() {
@@ -249,7 +265,7 @@ impl Connection {
                     session,
                     seq: self.inbox.last_seq(),
                 });
-                let auth = encode::auth(token, None, resume.as_ref());
+                let auth = encode::auth(token, self.config.client_id.as_deref(), resume.as_ref());
                 self.link = Link::AwaitingAuth { socket };
                 self.send_frame(auth);
                 self.timers.cancel(Timer::ConnectTimeout);
@@ -277,7 +293,10 @@ impl Connection {
                 self.reset_retries_if_stable(now);
                 self.link = Link::Idle;
                 let close = CloseCode(code);
-                let failure = if close == CloseCode::AUTH_REJECTED {
+                let failure = if close == CloseCode::TOKEN_EXPIRED {
+                    self.expired_token = self.token_in_use.take();
+                    Failure::Retryable(LinkError::TokenExpired)
+                } else if close == CloseCode::AUTH_REJECTED {
                     Failure::Fatal(DisconnectReason::AuthRejected {
                         code: "rejected".into(),
                         message: reason,
@@ -299,192 +318,6 @@ impl Connection {
     fn note_traffic(&mut self, now: Instant) {
         if self.link.is_live() {
             self.arm_heartbeat(now);
-        }
-    }
-
-    fn handle_frame(&mut self, now: Instant, text: &str) {
-        let frame = match IncomingFrame::decode(text, self.config.max_frame_bytes) {
-            Ok(frame) => frame,
-            Err(error) => {
-                self.events
-                    .push_back(Event::Error(ClientError::BadFrame(error)));
-                return;
-            }
-        };
-        self.note_traffic(now);
-        match frame {
-            IncomingFrame::Authenticated {
-                session,
-                heartbeat_ms,
-                resumed,
-                missed,
-                ..
-            } => self.handle_authenticated(now, session, heartbeat_ms, resumed, missed),
-            IncomingFrame::AuthError { code, message } => {
-                if !matches!(self.link, Link::AwaitingAuth { .. }) {
-                    return self.unexpected("auth_error");
-                }
-                if code == "timeout" {
-                    self.fail(now, Failure::Retryable(LinkError::AuthTimeout));
-                } else {
-                    self.fail(
-                        now,
-                        Failure::Fatal(DisconnectReason::AuthRejected { code, message }),
-                    );
-                }
-            }
-            IncomingFrame::Event {
-                seq, event, data, ..
-            } => self.handle_event(now, seq, event, Payload::from_valid(data)),
-            IncomingFrame::Ack {
-                id,
-                ok,
-                data,
-                error,
-            } => self.handle_ack(now, id, ok, data.map(Payload::from_valid), error),
-            IncomingFrame::Error { code, message } => {
-                self.events
-                    .push_back(Event::Error(ClientError::Server { code, message }));
-            }
-            IncomingFrame::Ping { t, rtt_ms } => {
-                if let Some(rtt) = rtt_ms {
-                    self.last_rtt = Some(Duration::from_millis(rtt));
-                }
-                self.send_frame(encode::pong(t));
-            }
-            IncomingFrame::Refreshed { .. } => self.unexpected("refreshed"),
-        }
-    }
-
-    fn handle_event(&mut self, now: Instant, seq: Option<u64>, event: String, data: Payload) {
-        if !self.link.is_live() {
-            return self.unexpected("event");
-        }
-        let Some(seq) = seq else {
-            // Volatile: live only, never acknowledged or replayed.
-            self.events.push_back(Event::Message {
-                event,
-                data,
-                seq: None,
-            });
-            return;
-        };
-        if self.inbox.accept(seq) == Arrival::Deliver {
-            self.events.push_back(Event::Message {
-                event,
-                data,
-                seq: Some(seq),
-            });
-            if self.inbox.unacked() >= self.config.ack_batch {
-                self.flush_inbox_ack();
-            } else if !self.timers.is_set(Timer::AckFlush) {
-                self.timers
-                    .set(Timer::AckFlush, now + self.config.ack_delay);
-            }
-        }
-    }
-
-    fn unexpected(&mut self, frame: &'static str) {
-        self.events
-            .push_back(Event::Error(ClientError::UnexpectedFrame { frame }));
-    }
-
-    fn handle_authenticated(
-        &mut self,
-        now: Instant,
-        session: String,
-        heartbeat_ms: u64,
-        resumed: bool,
-        missed: u64,
-    ) {
-        let Link::AwaitingAuth { socket } = self.link else {
-            return self.unexpected("authenticated");
-        };
-        let asked_to_resume = self.session.is_some();
-        self.link = Link::Live {
-            socket,
-            heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
-            since: now,
-        };
-        self.timers.cancel(Timer::AuthTimeout);
-        self.arm_heartbeat(now);
-        let resumed = resumed && asked_to_resume;
-        if resumed {
-            // The resume point told the server what we have: nothing new to ack yet.
-            self.inbox.take_ack();
-        } else {
-            self.inbox.reset();
-            let rooms: Vec<String> = self.rooms.iter().map(str::to_owned).collect();
-            let rejoin = rooms
-                .into_iter()
-                .map(|room| self.room_entry(room, true))
-                .collect();
-            self.outbox.start_session(rejoin);
-        }
-        self.session = Some(session.clone());
-        self.set_state(
-            now,
-            ConnectionState::Connected { session },
-            Cause::Authenticated,
-        );
-        if resumed {
-            self.events.push_back(Event::Resumed { missed });
-        } else if asked_to_resume {
-            self.events.push_back(Event::ResumeFailed);
-        }
-        for frame in self.outbox.transmit_all() {
-            self.send_frame(frame);
-        }
-    }
-
-    fn handle_ack(
-        &mut self,
-        now: Instant,
-        wire_id: u64,
-        ok: bool,
-        data: Option<Payload>,
-        error: Option<ErrorBody>,
-    ) {
-        let Some(entry) = self.outbox.take_acked(wire_id) else {
-            return; // a repeated ack for a send already settled
-        };
-        let (code, message) = error
-            .map(|e| (e.code, e.message))
-            .unwrap_or_else(|| ("rejected".into(), String::new()));
-        match entry.kind {
-            EntryKind::App if !ok && code == "rate_limited" => {
-                // Not processed: send it again later (under a new id) rather than fail it.
-                self.outbox.requeue(entry);
-                if !self.timers.is_set(Timer::RateLimitRetry) {
-                    self.timers
-                        .set(Timer::RateLimitRetry, now + self.config.rate_limit_retry);
-                }
-            }
-            EntryKind::App => {
-                self.timers.cancel(Timer::Request(entry.id));
-                self.take_request_timeout(entry.id);
-                let result = if ok {
-                    Ok(data)
-                } else {
-                    Err(AckError::Rejected { code, message })
-                };
-                self.events.push_back(Event::Ack {
-                    id: entry.id,
-                    result,
-                });
-            }
-            EntryKind::Room { room, join } => {
-                if !ok {
-                    if join {
-                        self.rooms.remove(&room);
-                    }
-                    self.events.push_back(Event::Error(ClientError::Room {
-                        room,
-                        code,
-                        message,
-                    }));
-                }
-            }
         }
     }
 
@@ -528,16 +361,6 @@ impl Connection {
                 }
                 self.come_back(now, Cause::Visible);
             }
-        }
-    }
-
-    fn handle_token(&mut self, now: Instant, request: RequestId, result: Result<String, String>) {
-        if self.link != (Link::AwaitingToken { request }) {
-            return; // stale answer
-        }
-        match result {
-            Ok(token) => self.open_socket(token),
-            Err(error) => self.fail(now, Failure::Retryable(LinkError::TokenFetch(error))),
         }
     }
 }

@@ -67,6 +67,7 @@ mod io;
 mod link;
 mod machine;
 mod outbox;
+mod pacing;
 mod rooms;
 mod state;
 mod timers;

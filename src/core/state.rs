@@ -238,11 +238,23 @@ pub enum LinkError {
     TokenFetch(String),
     /// The network went away (the client waits for it without spending retries).
     Offline,
+    /// The token expired (close 4002, or `auth_error {expired}`): retried at once with a
+    /// fresh token.
+    TokenExpired,
+    /// Events were lost in transit (a `seq` skipped ahead): reconnected at once to resume from
+    /// the last contiguous one.
+    SeqGap {
+        /// The seq that should have come next.
+        expected: u64,
+        /// The seq that came.
+        got: u64,
+    },
 }
 
 impl LinkError {
     /// A short machine-readable name: `socket_closed`, `socket_error`, `connect_timeout`,
-    /// `auth_timeout`, `heartbeat_timeout`, `token_fetch_failed` or `offline`.
+    /// `auth_timeout`, `heartbeat_timeout`, `token_fetch_failed`, `offline`, `token_expired` or
+    /// `seq_gap`.
     pub fn code(&self) -> &'static str {
         match self {
             LinkError::Closed { .. } => "socket_closed",
@@ -252,7 +264,15 @@ impl LinkError {
             LinkError::HeartbeatTimeout { .. } => "heartbeat_timeout",
             LinkError::TokenFetch(_) => "token_fetch_failed",
             LinkError::Offline => "offline",
+            LinkError::TokenExpired => "token_expired",
+            LinkError::SeqGap { .. } => "seq_gap",
         }
+    }
+
+    /// Whether the retry runs at once (still counted) instead of after the backoff delay: the
+    /// cause is known and a new link fixes it.
+    pub(crate) fn retries_at_once(&self) -> bool {
+        matches!(self, LinkError::TokenExpired | LinkError::SeqGap { .. })
     }
 }
 
@@ -268,6 +288,13 @@ impl std::fmt::Display for LinkError {
             }
             LinkError::TokenFetch(message) => write!(f, "token fetch failed: {message}"),
             LinkError::Offline => f.write_str("offline"),
+            LinkError::TokenExpired => f.write_str("the token expired"),
+            LinkError::SeqGap { expected, got } => {
+                write!(
+                    f,
+                    "events lost in transit: expected seq {expected}, got {got}"
+                )
+            }
         }
     }
 }

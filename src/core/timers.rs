@@ -15,8 +15,11 @@ pub enum Timer {
     HeartbeatDeadline,
     /// Time to send the batched cumulative `ack`.
     AckFlush,
-    /// Time to resend the sends the server refused with `rate_limited`.
-    RateLimitRetry,
+    /// The next queued send may go out: a pacing token is due, or the server's `rate_limited`
+    /// hint ran out.
+    OutboxReady,
+    /// Time to fetch a fresh token and `refresh` the live socket before its token expires.
+    TokenRefresh,
     /// The page stayed hidden for `hidden_grace`: pause.
     HiddenGrace,
     /// A request's ack did not arrive in time.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::{Backoff, ConnectionConfig, StaticToken};
+use crate::protocol::{client_id_from, is_client_id};
 
 /// A boxed token future.
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
@@ -51,6 +52,7 @@ impl ClientConfig {
         // Native clients have no page to hide; nothing sends `Env(Hidden)`, but be explicit.
         connection.pause_when_hidden = false;
         connection.token = Some(StaticToken::new(String::new()));
+        connection.client_id = Some(random_client_id());
         ClientConfig {
             connection,
             provider: None,
@@ -118,10 +120,37 @@ impl ClientConfig {
         self
     }
 
+    /// Uses `id` as the client id (16–64 of `[A-Za-z0-9_-]`) instead of a random one: a
+    /// process that restarts with its unacked sends (kept by the app) resends them under the
+    /// same (client, id) pairs, so the server processes each once.
+    pub fn client_id(mut self, id: impl Into<String>) -> Result<Self, InvalidClientId> {
+        let id = id.into();
+        if !is_client_id(&id) {
+            return Err(InvalidClientId(id));
+        }
+        self.connection.client_id = Some(id);
+        Ok(self)
+    }
+
     /// The core settings.
     pub fn connection(&self) -> &ConnectionConfig {
         &self.connection
     }
+}
+
+/// A client id that is not 16–64 characters of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid client id {0:?}: use 16-64 characters of [A-Za-z0-9_-]")]
+pub struct InvalidClientId(pub String);
+
+/// A client id from the OS random source (or, if that fails, from the seed mixer below).
+fn random_client_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes[..8].copy_from_slice(&random_seed().to_le_bytes());
+        bytes[8..].copy_from_slice(&random_seed().to_le_bytes());
+    }
+    client_id_from(bytes)
 }
 
 fn random_seed() -> u64 {

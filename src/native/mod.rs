@@ -13,5 +13,5 @@ mod shared;
 mod types;
 
 pub use client::{Client, ListenerGuard, StateStream};
-pub use config::{ClientConfig, TokenFuture};
+pub use config::{ClientConfig, InvalidClientId, TokenFuture};
 pub use types::{Message, Notice, RequestError, StateChange};

@@ -232,6 +232,22 @@ impl SocklineClient {
         }
     }
 
+    /// The client id sent in `auth` (the `clientId` option, or one drawn at construction):
+    /// keep it with unacked sends to resend them exactly once after a reload.
+    #[wasm_bindgen(getter, js_name = clientId)]
+    pub fn client_id(&self) -> String {
+        match self.shared.inner.try_borrow() {
+            Ok(inner) => inner
+                .shell
+                .conn()
+                .config()
+                .client_id
+                .clone()
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// Counters (`framesIn`, `reconnects`, `lastRttMs`, …) and, under `debug`, what the driver
     /// holds (closures, sockets, listeners) for leak checks.
     #[wasm_bindgen(unchecked_return_type = "ClientStats")]

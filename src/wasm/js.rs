@@ -76,3 +76,19 @@ pub(crate) fn describe(value: &JsValue) -> String {
 pub(crate) fn parse_json(text: &str) -> JsValue {
     js_sys::JSON::parse(text).unwrap_or(JsValue::NULL)
 }
+
+/// 16 bytes from `crypto.getRandomValues` (browsers, workers, Node 19+), or from
+/// `Math.random` where there is no Web Crypto (ids only need to be unique).
+pub(crate) fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let crypto = get(&js_sys::global(), "crypto").dyn_into::<web_sys::Crypto>();
+    let filled = crypto
+        .ok()
+        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes
+}

@@ -9,6 +9,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use super::js;
 use crate::core::{ConnectionConfig, StaticToken};
+use crate::protocol::{client_id_from, is_client_id};
 
 /// The parsed options.
 pub(crate) struct Options {
@@ -149,6 +150,15 @@ impl Options {
                 config.outbox_max_bytes = usize::try_from(n).unwrap_or(usize::MAX);
             }
         }
+        config.client_id = Some(match opt_string(options, "clientId", "clientId")? {
+            Some(id) if is_client_id(&id) => id,
+            Some(_) => {
+                return Err(invalid(
+                    "`clientId` must be 16-64 characters of [A-Za-z0-9_-]",
+                ))
+            }
+            None => client_id_from(js::random_bytes()),
+        });
         let debug = opt_bool(options, "debug", "debug")?.unwrap_or(false);
         Ok(Options {
             config,

@@ -31,7 +31,9 @@ export type LinkError =
   | 'auth_timeout'
   | 'heartbeat_timeout'
   | 'token_fetch_failed'
-  | 'offline';
+  | 'offline'
+  | 'token_expired'
+  | 'seq_gap';
 
 /** Why the state changed: the same codes on every face (Rust: `Cause::code()`). */
 export type StateCause =
@@ -88,6 +90,11 @@ export interface ClientOptions {
   heartbeatGraceMs?: number;
   /** Bounds of the send queue (default 1000 messages, 1 MiB). */
   outbox?: { maxMessages?: number; maxBytes?: number };
+  /**
+   * The client id sent in `auth` (16–64 of `[A-Za-z0-9_-]`); default: 16 random bytes from
+   * `crypto.getRandomValues`. The server dedupes sends per (user, client id).
+   */
+  clientId?: string;
   /** Log every state transition to the console with a `[sockline]` prefix. */
   debug?: boolean;
 }

@@ -68,8 +68,18 @@ impl Connection {
         if !self.online {
             return self.wait_for_network(now);
         }
-        match self.config.token.as_ref().map(|t| t.expose().to_owned()) {
-            Some(token) => self.open_socket(token),
+        let token = self.config.token.as_ref().map(|t| t.expose().to_owned());
+        if let (Some(token), Some(expired)) = (&token, &self.expired_token) {
+            if token == expired {
+                // `open_socket_with` refuses it: stop before changing state.
+                return self.open_socket_with(now, token.clone());
+            }
+        }
+        self.timers
+            .set(Timer::ConnectTimeout, now + self.config.connect_timeout);
+        self.set_state(now, ConnectionState::Connecting { attempt }, cause);
+        match token {
+            Some(token) => self.open_socket_with(now, token),
             None => {
                 let request = RequestId(self.next_request);
                 self.next_request += 1;
@@ -77,9 +87,6 @@ impl Connection {
                 self.actions.push_back(Action::FetchToken { request });
             }
         }
-        self.timers
-            .set(Timer::ConnectTimeout, now + self.config.connect_timeout);
-        self.set_state(now, ConnectionState::Connecting { attempt }, cause);
     }
 
     /// Asks the driver for a socket that will authenticate with `token`.
@@ -137,7 +144,11 @@ impl Connection {
             return self.set_state(now, ConnectionState::Disconnected { reason }, cause);
         }
         self.retries += 1;
-        let delay = self.config.backoff.delay(self.retries, &mut self.rng);
+        let delay = if error.retries_at_once() {
+            std::time::Duration::ZERO
+        } else {
+            self.config.backoff.delay(self.retries, &mut self.rng)
+        };
         let next_at = now + delay;
         self.timers.set(Timer::Backoff, next_at);
         self.set_state(
@@ -184,11 +195,14 @@ impl Connection {
             });
         }
         self.link = Link::Idle;
+        self.refresh_request = None;
         for timer in [
             Timer::ConnectTimeout,
             Timer::AuthTimeout,
             Timer::HeartbeatDeadline,
             Timer::AckFlush,
+            Timer::OutboxReady,
+            Timer::TokenRefresh,
         ] {
             self.timers.cancel(timer);
         }
