@@ -30,6 +30,9 @@ pub enum SendError {
     /// The event name is empty.
     #[error("event name must not be empty")]
     EmptyEventName,
+    /// A restored send's id is outside 1 ..= 2^53 − 1, or already queued.
+    #[error("send id out of range or already queued")]
+    InvalidId,
     /// Every send id up to 2^53 − 1 is spent (PROTOCOL.md §1): no new send can be numbered.
     #[error("send ids exhausted")]
     IdsExhausted,
@@ -47,6 +50,7 @@ impl SendError {
             SendError::Disconnected => "disconnected",
             SendError::EmptyEventName => "empty_event_name",
             SendError::IdsExhausted => "ids_exhausted",
+            SendError::InvalidId => "invalid_id",
             SendError::BadPayload(_) => "bad_payload",
         }
     }
@@ -68,6 +72,10 @@ pub enum AckError {
     /// the outbox.
     #[error("disconnect() was called before the ack arrived")]
     Disconnected,
+    /// A send restored from an earlier life was made for another user than the one who
+    /// authenticated now; it was removed without being sent.
+    #[error("not sent: it was queued for another user")]
+    OtherUser,
     /// No ack arrived within the request's timeout; the send was removed from the outbox.
     #[error("no ack within {timeout_ms} ms")]
     Timeout {
@@ -83,6 +91,7 @@ impl AckError {
             AckError::Rejected { code, .. } => code,
             AckError::Timeout { .. } => "timeout",
             AckError::Disconnected => "disconnected",
+            AckError::OtherUser => "other_user",
         }
     }
 }

@@ -353,3 +353,109 @@ fn a_refresh_refused_for_another_user_is_final() {
         } if code == "user_mismatch"
     ));
 }
+
+// ---- restoring what an earlier life of the client left (durable outbox, tab failover) ---------
+
+#[test]
+fn restored_sends_go_first_in_id_order_and_new_ids_continue_above_them() {
+    let mut config = config();
+    config.first_send_id = 10;
+    let mut conn = Connection::new(config, Instant::ZERO);
+    let fresh = conn
+        .send(at(0), "message", &payload(json!({"n": "new"})))
+        .unwrap();
+    assert_eq!(fresh.0, 10);
+    for id in [7, 4] {
+        conn.restore_send(
+            at(0),
+            sockline::core::SendId(id),
+            "message",
+            &payload(json!({ "n": id })),
+            None,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        conn.restore_send(
+            at(0),
+            sockline::core::SendId(7),
+            "message",
+            &payload(json!({})),
+            None
+        ),
+        Err(sockline::SendError::InvalidId),
+        "an id already queued"
+    );
+    conn.connect(Instant::ZERO);
+    let (_, sent) = finish_connect(&mut conn, Instant::ZERO, "s1", false);
+    let ids: Vec<&Value> = sent.iter().map(|f| &f["id"]).collect();
+    assert_eq!(ids, [4, 7, 10]);
+    assert_eq!(conn.next_send_id().0, 11);
+}
+
+#[test]
+fn a_restored_send_for_another_user_is_never_sent_in_this_users_name() {
+    let mut conn = Connection::new(config(), Instant::ZERO);
+    let id = sockline::core::SendId(3);
+    conn.restore_send(at(0), id, "message", &payload(json!({})), Some("alice"))
+        .unwrap();
+    conn.restore_send(
+        at(0),
+        sockline::core::SendId(4),
+        "message",
+        &payload(json!({})),
+        Some("u1"),
+    )
+    .unwrap();
+    conn.connect(Instant::ZERO);
+    // `finish_connect` authenticates as u1.
+    let (_, sent) = finish_connect(&mut conn, Instant::ZERO, "s1", false);
+    let ids: Vec<&Value> = sent.iter().map(|f| &f["id"]).collect();
+    assert_eq!(ids, [4], "alice's send stays unsent");
+    assert!(events(&mut conn).contains(&Event::Ack {
+        id,
+        result: Err(sockline::AckError::OtherUser)
+    }));
+    assert!(!conn.is_pending(id));
+    assert_eq!(conn.user(), Some("u1"));
+}
+
+#[test]
+fn resume_from_a_point_an_earlier_life_persisted() {
+    let mut conn = Connection::new(config(), Instant::ZERO);
+    conn.resume_from(sockline::protocol::ResumePoint {
+        session: "s-old".into(),
+        seq: 41,
+    });
+    conn.connect(Instant::ZERO);
+    let socket = answer_token(&mut conn, Instant::ZERO);
+    conn.handle_input(Instant::ZERO, Input::Transport(socket, Transport::Opened));
+    assert_eq!(
+        auth_frame(&actions(&mut conn))["resume"],
+        json!({"session":"s-old","seq":41})
+    );
+    frame(
+        &mut conn,
+        at(0),
+        socket,
+        r#"{"type":"authenticated","user_id":"u1","session":"s-old","heartbeat_ms":30000,"resumed":true,"missed":1}"#,
+    );
+    frame(
+        &mut conn,
+        at(0),
+        socket,
+        r#"{"type":"event","seq":42,"event":"e"}"#,
+    );
+    let evs = events(&mut conn);
+    assert!(evs.contains(&Event::Resumed { missed: 1 }));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::Message { seq: Some(42), .. })));
+    assert_eq!(
+        conn.resume_point(),
+        Some(sockline::protocol::ResumePoint {
+            session: "s-old".into(),
+            seq: 42
+        })
+    );
+}

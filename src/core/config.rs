@@ -47,6 +47,9 @@ pub struct ConnectionConfig {
     /// random source when the app gives none; the core never draws it. `None`: no `client` is
     /// sent and the server dedupes per session only.
     pub client_id: Option<String>,
+    /// The id the first new send takes (1). A client that restores sends persisted by an
+    /// earlier life starts above every id that life used, so ids are never reused.
+    pub first_send_id: u64,
     /// How long before the token expires to fetch a fresh one and `refresh` the socket: this
     /// or 10 % of the token's life, whichever is smaller (30 s).
     pub refresh_margin: Duration,
@@ -89,6 +92,7 @@ impl ConnectionConfig {
             token: None,
             request_timeout: Duration::from_secs(10),
             client_id: None,
+            first_send_id: 1,
             refresh_margin: Duration::from_secs(30),
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(20),

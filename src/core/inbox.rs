@@ -59,6 +59,13 @@ impl Inbox {
         }
     }
 
+    /// Picks up a session at `seq` (everything up to it was received, and acknowledged, by an
+    /// earlier life of the client).
+    pub(crate) fn resume_at(&mut self, seq: u64) {
+        self.last_seq = seq;
+        self.acked_seq = seq;
+    }
+
     /// Starts over for a new session. The duplicate count is a lifetime total and stays.
     pub(crate) fn reset(&mut self) {
         self.last_seq = 0;

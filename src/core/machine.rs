@@ -57,8 +57,10 @@ pub struct Connection {
     visible: bool,
     /// `disconnect()` was called and no `connect()` since: nothing else revives the connection.
     stopped: bool,
-    /// The session to resume, from the last `authenticated`.
+    /// The session to resume, from the last `authenticated` (or [`Connection::resume_from`]).
     session: Option<String>,
+    /// The user the last `authenticated` named.
+    user: Option<String>,
     rooms: RoomSet,
     outbox: Outbox,
     /// The timeout of each pending request, for the error it reports.
@@ -88,6 +90,9 @@ impl Connection {
         Connection {
             rng: Rng::new(config.seed),
             outbox: Outbox::new(config.outbox_max_messages, config.outbox_max_bytes),
+            next_send: config
+                .first_send_id
+                .clamp(1, crate::protocol::MAX_WIRE_ID + 1),
             config,
             state: ConnectionState::Disconnected {
                 reason: DisconnectReason::NotStarted,
@@ -100,12 +105,12 @@ impl Connection {
             link: Link::Idle,
             next_socket: 1,
             next_request: 1,
-            next_send: 1,
             retries: 0,
             online: true,
             visible: true,
             stopped: false,
             session: None,
+            user: None,
             rooms: RoomSet::default(),
             request_timeouts: Vec::new(),
             inbox: Inbox::default(),
@@ -142,6 +147,26 @@ impl Connection {
     /// What made the link fail last, if it ever failed.
     pub fn last_error(&self) -> Option<&LinkError> {
         self.last_error.as_ref()
+    }
+
+    /// The user the last `authenticated` named, once there was one.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Where the next session would resume: the last session and the highest contiguous seq
+    /// received in it. A driver may persist it (with the client id) so a later life of the
+    /// client resumes instead of starting over; see [`resume_from`](Self::resume_from).
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        self.session.clone().map(|session| ResumePoint {
+            session,
+            seq: self.inbox.last_seq(),
+        })
+    }
+
+    /// The id the next send will take.
+    pub fn next_send_id(&self) -> SendId {
+        SendId(self.next_send)
     }
 
     /// Whether send `id` is still in the outbox (queued or awaiting its ack).

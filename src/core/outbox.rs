@@ -42,6 +42,9 @@ pub(crate) struct Entry {
     data_json: String,
     /// Transmitted on the current link (and not refused since).
     sent: bool,
+    /// For a send restored from an earlier life: the user it was made for (`None`: whoever
+    /// authenticates). It goes out only in a session of that user.
+    owner: Option<String>,
 }
 
 impl Entry {
@@ -53,6 +56,20 @@ impl Entry {
             event_json,
             data_json,
             sent: false,
+            owner: None,
+        }
+    }
+
+    /// An entry restored from an earlier life of the client, for `owner`.
+    pub(crate) fn restored(
+        id: SendId,
+        event_json: String,
+        data_json: String,
+        owner: Option<String>,
+    ) -> Self {
+        Entry {
+            owner,
+            ..Entry::new(id, EntryKind::App, event_json, data_json)
         }
     }
 
@@ -106,6 +123,47 @@ impl Outbox {
         }
         self.entries.push_back(entry);
         Ok(())
+    }
+
+    /// Queues a restored entry in id order (older ids first), or refuses it when its id is
+    /// already queued or a bound would be exceeded.
+    pub(crate) fn insert_restored(&mut self, entry: Entry) -> Result<(), Full> {
+        if self.contains(entry.id)
+            || self.app_count + 1 > self.max_messages
+            || self.app_bytes + entry.bytes() > self.max_bytes
+        {
+            return Err(Full);
+        }
+        self.app_count += 1;
+        self.app_bytes += entry.bytes();
+        let at = self
+            .entries
+            .iter()
+            .position(|e| e.id > entry.id)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, entry);
+        Ok(())
+    }
+
+    /// A session of `user` began: restored entries made for another user are removed and
+    /// returned (they must never go out in this user's name); the rest lose their owner.
+    pub(crate) fn claim_for(&mut self, user: &str) -> Vec<Entry> {
+        let mut foreign = Vec::new();
+        let mut index = 0;
+        while index < self.entries.len() {
+            match self.entries[index].owner.as_deref() {
+                Some(owner) if owner != user => {
+                    if let Some(entry) = self.remove_at(index) {
+                        foreign.push(entry);
+                    }
+                }
+                _ => {
+                    self.entries[index].owner = None;
+                    index += 1;
+                }
+            }
+        }
+        foreign
     }
 
     /// Whether an entry waits to be transmitted on the current link.

@@ -12,9 +12,18 @@ use super::js;
 use super::options::Options;
 use super::pump;
 use super::shared::{Pending, Shared};
-use crate::core::{Connection, Payload};
+use crate::core::{Connection, Env, Input, Payload, SendId};
 use crate::error::SendError;
 use crate::listeners::{ListenerId, Topic};
+use crate::protocol::ResumePoint;
+
+/// Which listener registry an unsubscriber removes from.
+#[derive(Clone, Copy)]
+enum Registry {
+    Events,
+    State,
+    Any,
+}
 
 /// A reconnecting WebSocket client for the browser.
 ///
@@ -85,7 +94,12 @@ impl SocklineClient {
     ) -> Result<SocklineClient, JsValue> {
         let options = Options::parse(&options)?;
         let conn = Connection::new(options.config, js::now());
-        let shared = Shared::new(conn, options.provider, options.debug);
+        let shared = Shared::new(
+            conn,
+            options.provider,
+            options.debug,
+            options.follow_visibility,
+        );
         Ok(SocklineClient { shared })
     }
 
@@ -128,7 +142,7 @@ impl SocklineClient {
             .listeners
             .borrow_mut()
             .add(Topic::Named(name), listener);
-        Ok(self.unsubscriber(id, false))
+        Ok(self.unsubscriber(id, Registry::Events))
     }
 
     /// Adds a listener for state changes; it gets `{ state, attempt, reason, nextRetryMs }`.
@@ -150,18 +164,18 @@ impl SocklineClient {
             .state_listeners
             .borrow_mut()
             .add(Topic::Any, listener);
-        Ok(self.unsubscriber(id, true))
+        Ok(self.unsubscriber(id, Registry::State))
     }
 
     /// An `unsubscribe()` function: it holds only a weak reference and frees itself when called.
-    fn unsubscriber(&self, id: ListenerId, state: bool) -> Function {
+    fn unsubscriber(&self, id: ListenerId, which: Registry) -> Function {
         let weak = Rc::downgrade(&self.shared);
         Closure::<dyn FnMut()>::once_into_js(move || {
             if let Some(shared) = weak.upgrade() {
-                let registry = if state {
-                    &shared.state_listeners
-                } else {
-                    &shared.listeners
+                let registry = match which {
+                    Registry::Events => &shared.listeners,
+                    Registry::State => &shared.state_listeners,
+                    Registry::Any => &shared.any_listeners,
                 };
                 if let Ok(mut r) = registry.try_borrow_mut() {
                     r.remove(id);
@@ -229,6 +243,113 @@ impl SocklineClient {
         match self.shared.inner.try_borrow() {
             Ok(inner) => String::from(inner.shell.conn().state().name()),
             Err(_) => String::from("disconnected"),
+        }
+    }
+
+    /// Adds a listener for every server event: `listener(name, data, seq)` (`seq` is `null`
+    /// for a volatile event). Returns the function that removes it.
+    #[wasm_bindgen(
+        js_name = onAny,
+        unchecked_return_type = "() => void"
+    )]
+    pub fn on_any(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "(name: string, data: unknown, seq: number | null) => void"
+        )]
+        listener: JsValue,
+    ) -> Result<Function, JsValue> {
+        let listener = function_arg(listener)?;
+        if self.shared.is_freed() {
+            return Err(freed());
+        }
+        let id = self
+            .shared
+            .any_listeners
+            .borrow_mut()
+            .add(Topic::Any, listener);
+        Ok(self.unsubscriber(id, Registry::Any))
+    }
+
+    /// Restores a send an earlier life of this client (same `clientId`) made and did not see
+    /// acked, under its original id; it goes out before newer sends, and, with `owner`, only
+    /// in a session of that user (another user's session drops it with an `ack` error
+    /// `other_user`). Throws `invalid_id`, `outbox_full`, `empty_event_name`, `bad_payload`.
+    #[wasm_bindgen(js_name = restoreSend)]
+    pub fn restore_send(
+        &self,
+        id: f64,
+        name: &str,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] data: JsValue,
+        owner: Option<String>,
+    ) -> Result<(), JsValue> {
+        if !(id.is_finite() && id >= 1.0 && id.fract() == 0.0) {
+            return Err(invalid("`id` must be a positive integer"));
+        }
+        let data = to_payload(&data)?;
+        match pump::command(&self.shared, |conn, now| {
+            conn.restore_send(now, SendId(id as u64), name, &data, owner.as_deref())
+        }) {
+            None => Err(freed()),
+            Some(result) => result.map_err(|e| send_error(&e)),
+        }
+    }
+
+    /// Makes the next connection ask to resume `session` from `seq` (a point an earlier life
+    /// of this client, or another tab of it, reached). Ignored once a session exists.
+    #[wasm_bindgen(js_name = resumeFrom)]
+    pub fn resume_from(&self, session: String, seq: f64) -> Result<(), JsValue> {
+        if !(seq.is_finite() && seq >= 0.0 && seq.fract() == 0.0) {
+            return Err(invalid("`seq` must be a non-negative integer"));
+        }
+        let point = ResumePoint {
+            session,
+            seq: seq as u64,
+        };
+        pump::command(&self.shared, |conn, _| conn.resume_from(point)).ok_or_else(freed)
+    }
+
+    /// Reports the page's visibility (when `followPageVisibility` is false, e.g. for a group
+    /// of tabs that pauses only when all of them are hidden).
+    #[wasm_bindgen(js_name = setVisible)]
+    pub fn set_visible(&self, visible: bool) -> Result<(), JsValue> {
+        let env = if visible { Env::Visible } else { Env::Hidden };
+        pump::command(&self.shared, |conn, now| {
+            conn.handle_input(now, Input::Env(env))
+        })
+        .ok_or_else(freed)
+    }
+
+    /// The user the last `authenticated` named (`null` before one).
+    #[wasm_bindgen(getter, js_name = userId)]
+    pub fn user_id(&self) -> Option<String> {
+        let inner = self.shared.inner.try_borrow().ok()?;
+        inner.shell.conn().user().map(str::to_owned)
+    }
+
+    /// `{ session, seq }`: where the next session would resume (`null` before a session).
+    #[wasm_bindgen(js_name = resumePoint, unchecked_return_type = "{ session: string; seq: number } | null")]
+    pub fn resume_point(&self) -> JsValue {
+        let Ok(inner) = self.shared.inner.try_borrow() else {
+            return JsValue::NULL;
+        };
+        match inner.shell.conn().resume_point() {
+            None => JsValue::NULL,
+            Some(point) => {
+                let out = js::object();
+                js::set(&out, "session", &JsValue::from_str(&point.session));
+                js::set(&out, "seq", &js::num_u64(point.seq));
+                out
+            }
+        }
+    }
+
+    /// The id the next `send()` will take.
+    #[wasm_bindgen(getter, js_name = nextSendId)]
+    pub fn next_send_id(&self) -> f64 {
+        match self.shared.inner.try_borrow() {
+            Ok(inner) => inner.shell.conn().next_send_id().0 as f64,
+            Err(_) => 0.0,
         }
     }
 

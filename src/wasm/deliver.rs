@@ -31,12 +31,20 @@ pub(crate) fn deliver(shared: &Rc<Shared>, output: Output<Pending>) {
                 call(shared, f, &info, "state");
             });
         }
-        Output::Message { event, data, .. } => {
+        Output::Message { event, data, seq } => {
             // Decode the payload once, and only if someone listens.
             let mut value = None;
             dispatch(&shared.listeners, &event, |f| {
                 let value = value.get_or_insert_with(|| js::parse_json(data.json()));
                 call(shared, f, value, &event);
+            });
+            dispatch(&shared.any_listeners, "", |f| {
+                let value = value.get_or_insert_with(|| js::parse_json(data.json()));
+                let seq = seq.map_or(JsValue::NULL, js::num_u64);
+                let name = JsValue::from_str(&event);
+                if let Err(thrown) = f.call3(&JsValue::UNDEFINED, &name, value, &seq) {
+                    report_thrown(shared, "onAny", &thrown);
+                }
             });
         }
         Output::Settle {
@@ -110,14 +118,18 @@ pub(crate) fn state_info(view: &StateView) -> JsValue {
 /// listener itself, a console error), never a panic or a stuck client.
 fn call(shared: &Rc<Shared>, f: &Function, arg: &JsValue, name: &str) {
     if let Err(thrown) = f.call1(&JsValue::UNDEFINED, arg) {
-        let message = String::from("a `") + name + "` listener threw: " + &js::describe(&thrown);
-        let err = js::error("listener_threw", &message);
-        js::set(&err, "cause", &thrown);
-        if name == "error" {
-            web_sys::console::error_2(&JsValue::from_str("[sockline]"), &err);
-        } else {
-            emit_error(shared, &err);
-        }
+        report_thrown(shared, name, &thrown);
+    }
+}
+
+fn report_thrown(shared: &Rc<Shared>, name: &str, thrown: &JsValue) {
+    let message = String::from("a `") + name + "` listener threw: " + &js::describe(thrown);
+    let err = js::error("listener_threw", &message);
+    js::set(&err, "cause", thrown);
+    if name == "error" {
+        web_sys::console::error_2(&JsValue::from_str("[sockline]"), &err);
+    } else {
+        emit_error(shared, &err);
     }
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Options {
     /// `getToken()`, called for every connection attempt (a string or a promise of one).
     pub provider: Option<Function>,
     pub debug: bool,
+    /// Listen to the page's visibility (else `setVisible` reports it).
+    pub follow_visibility: bool,
 }
 
 fn invalid(message: &str) -> JsValue {
@@ -159,11 +161,17 @@ impl Options {
             }
             None => client_id_from(js::random_bytes()),
         });
+        if let Some(n) = opt_count(options, "firstSendId", "firstSendId")? {
+            config.first_send_id = n.max(1);
+        }
+        let follow_visibility =
+            opt_bool(options, "followPageVisibility", "followPageVisibility")?.unwrap_or(true);
         let debug = opt_bool(options, "debug", "debug")?.unwrap_or(false);
         Ok(Options {
             config,
             provider,
             debug,
+            follow_visibility,
         })
     }
 }

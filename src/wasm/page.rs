@@ -57,11 +57,17 @@ pub(crate) struct PageListeners {
 impl PageListeners {
     /// Installs the listeners (none outside a window, e.g. in a worker) and returns them with
     /// the page's state right now (`Hidden`, `Offline`) for the caller to feed.
-    pub(crate) fn install(on_env: Rc<dyn Fn(Env)>, closures: Rc<Cell<u32>>) -> (Self, Vec<Env>) {
+    /// Without `follow_visibility` the page's visibility is not listened to (the app, or the
+    /// tab group's leader, reports it with `setVisible`).
+    pub(crate) fn install(
+        on_env: Rc<dyn Fn(Env)>,
+        follow_visibility: bool,
+        closures: Rc<Cell<u32>>,
+    ) -> (Self, Vec<Env>) {
         let mut listeners = Vec::new();
         let mut now = Vec::new();
         if let Some(window) = web_sys::window() {
-            if let Some(document) = window.document() {
+            if let Some(document) = window.document().filter(|_| follow_visibility) {
                 let (on, doc) = (on_env.clone(), document.clone());
                 listeners.push(EventListener::new(
                     &document,

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) listeners: RefCell<Registry<Function>>,
     /// `onState(cb)` listeners.
     pub(crate) state_listeners: RefCell<Registry<Function>>,
+    /// `onAny(cb)` listeners: every server event, with its name and seq.
+    pub(crate) any_listeners: RefCell<Registry<Function>>,
     /// Set while the pump runs: a nested call (from a listener) leaves the draining to it.
     pub(super) pumping: Cell<bool>,
     /// Live closures this client has handed to the browser (debug hook, see `stats()`).
@@ -67,7 +69,12 @@ pub(crate) struct DebugCounts {
 
 impl Shared {
     /// A client in `disconnected`, with the page listeners installed.
-    pub(crate) fn new(conn: Connection, provider: Option<Function>, debug: bool) -> Rc<Shared> {
+    pub(crate) fn new(
+        conn: Connection,
+        provider: Option<Function>,
+        debug: bool,
+        follow_visibility: bool,
+    ) -> Rc<Shared> {
         let shared = Rc::new(Shared {
             inner: RefCell::new(Inner {
                 shell: Shell::new(conn),
@@ -81,12 +88,14 @@ impl Shared {
             }),
             listeners: RefCell::default(),
             state_listeners: RefCell::default(),
+            any_listeners: RefCell::default(),
             pumping: Cell::new(false),
             closures: Rc::new(Cell::new(0)),
         });
         let weak = Rc::downgrade(&shared);
         let on_env = Rc::new(move |env| feed(&weak, Input::Env(env)));
-        let (page, now) = PageListeners::install(on_env, shared.closures.clone());
+        let (page, now) =
+            PageListeners::install(on_env, follow_visibility, shared.closures.clone());
         shared.inner.borrow_mut().page = Some(page);
         for env in now {
             feed_shared(&shared, Input::Env(env));
@@ -137,6 +146,9 @@ impl Shared {
             *l = Registry::default();
         }
         if let Ok(mut l) = self.state_listeners.try_borrow_mut() {
+            *l = Registry::default();
+        }
+        if let Ok(mut l) = self.any_listeners.try_borrow_mut() {
             *l = Registry::default();
         }
         let err = js::error(

@@ -96,4 +96,56 @@ impl Connection {
             self.queue_room(now, room.to_owned(), false);
         }
     }
+
+    /// Restores a send an earlier life of this client made (same client id) and had not seen
+    /// acked — kept by the driver in durable storage — under its original `id`, so the server's
+    /// (user, client) dedupe processes it once. It is queued in id order, before newer sends.
+    /// With `owner`, it goes out only in a session of that user; a session of another user
+    /// removes it and reports `Ack { Err(OtherUser) }`. New sends continue above `id`.
+    ///
+    /// `Err` when the id is out of range or already queued, or the outbox is full.
+    pub fn restore_send(
+        &mut self,
+        now: Instant,
+        id: SendId,
+        event: &str,
+        data: &Payload,
+        owner: Option<&str>,
+    ) -> Result<(), SendError> {
+        let now = self.advance(now);
+        if event.is_empty() {
+            return Err(SendError::EmptyEventName);
+        }
+        if !crate::protocol::is_wire_id(id.0) || self.outbox.contains(id) {
+            return Err(SendError::InvalidId);
+        }
+        let mut event_json = String::new();
+        crate::protocol::json::write_string(&mut event_json, event);
+        let entry = super::super::outbox::Entry::restored(
+            id,
+            event_json,
+            String::from(data.json()),
+            owner.map(str::to_owned),
+        );
+        self.outbox
+            .insert_restored(entry)
+            .map_err(|_| SendError::OutboxFull {
+                max_messages: self.config.outbox_max_messages,
+                max_bytes: self.config.outbox_max_bytes,
+            })?;
+        self.next_send = self.next_send.max(id.0 + 1);
+        self.pump_outbox(now);
+        Ok(())
+    }
+
+    /// Makes the next `auth` ask to resume `point` (a session an earlier life of this client,
+    /// or another tab of the same client, had): events after `point.seq` are replayed if the
+    /// server still has them, else the app hears `ResumeFailed`. Ignored once a session exists.
+    pub fn resume_from(&mut self, point: crate::protocol::ResumePoint) {
+        if self.session.is_some() || point.seq > crate::protocol::MAX_WIRE_ID {
+            return;
+        }
+        self.session = Some(point.session);
+        self.inbox.resume_at(point.seq);
+    }
 }

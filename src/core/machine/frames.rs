@@ -27,6 +27,7 @@ impl Connection {
         self.note_traffic(now);
         match frame {
             IncomingFrame::Authenticated {
+                user_id,
                 session,
                 heartbeat_ms,
                 resumed,
@@ -37,6 +38,7 @@ impl Connection {
             } => self.handle_authenticated(
                 now,
                 Authenticated {
+                    user_id,
                     session,
                     heartbeat_ms,
                     resumed,
@@ -169,6 +171,14 @@ impl Connection {
                 .collect();
             self.outbox.start_link(Some(rejoin));
         }
+        // Sends restored for another user never go out in this one's name.
+        for entry in self.outbox.claim_for(&hello.user_id) {
+            self.events.push_back(Event::Ack {
+                id: entry.id,
+                result: Err(AckError::OtherUser),
+            });
+        }
+        self.user = Some(hello.user_id);
         self.session = Some(hello.session.clone());
         self.set_state(
             now,
@@ -241,6 +251,7 @@ impl Connection {
 
 /// What `authenticated` says.
 struct Authenticated {
+    user_id: String,
     session: String,
     heartbeat_ms: u64,
     resumed: bool,
