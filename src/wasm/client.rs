@@ -108,6 +108,12 @@ impl SocklineClient {
         pump::command(&self.shared, |conn, now| conn.connect(now)).ok_or_else(freed)
     }
 
+    /// Connects again now with the backoff reset, whatever the state (a live socket is closed
+    /// and replaced); queued sends and pending requests are kept and go out on the new socket.
+    pub fn reconnect(&self) -> Result<(), JsValue> {
+        pump::command(&self.shared, |conn, now| conn.reconnect(now)).ok_or_else(freed)
+    }
+
     /// Closes the socket and stays `disconnected` until the next `connect()`: neither the page
     /// becoming visible nor the network coming back undoes it.
     pub fn disconnect(&self) {

@@ -128,8 +128,11 @@ impl Options {
             if let Some(f) = opt_number(&backoff, "factor", "backoff.factor", 1)? {
                 config.backoff.factor = f;
             }
-            if let Some(n) = opt_count(&backoff, "maxRetries", "backoff.maxRetries")? {
-                config.backoff.max_retries = u32::try_from(n).unwrap_or(u32::MAX);
+            // `Infinity`: never give up (as socket.io does by default).
+            if js::get(&backoff, "maxRetries").as_f64() == Some(f64::INFINITY) {
+                config.backoff.max_retries = None;
+            } else if let Some(n) = opt_count(&backoff, "maxRetries", "backoff.maxRetries")? {
+                config.backoff.max_retries = Some(u32::try_from(n).unwrap_or(u32::MAX));
             }
             if let Some(j) = opt_bool(&backoff, "jitter", "backoff.jitter")? {
                 config.backoff.jitter = j;
