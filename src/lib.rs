@@ -16,6 +16,8 @@ pub mod protocol;
 pub mod native;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub mod server;
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub mod testing;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
