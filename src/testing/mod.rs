@@ -10,6 +10,7 @@
 //!   (sockets open, nothing forwarded), add [`latency`](FaultProxy::latency),
 //!   [`slice`](FaultProxy::slice) frames into small writes, cap the
 //!   [`bandwidth`](FaultProxy::bandwidth). Its docs say what each fault looks like to a client.
+//! - [`ServerApi`]: `/notify` and `/health` of a server in another process.
 //! - [`StateWatch`] and [`EventLog`]: wait for a client's state or for its events with a
 //!   deadline, instead of sleeping.
 //!
@@ -52,12 +53,14 @@
 //! # Ok(()) }
 //! ```
 
+mod api;
 mod http;
 mod link;
 mod proxy;
 mod server;
 mod watch;
 
+pub use api::ServerApi;
 pub use http::HttpError;
 pub use proxy::{FaultProxy, Faults, ProxyStats};
 pub use server::TestServer;

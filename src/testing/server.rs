@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use hyper::Method;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::http::{request, HttpError};
+use super::api::ServerApi;
+use super::http::HttpError;
 use crate::server::{mint_token, start, RunningServer, ServerConfig};
 
 /// How long [`TestServer::token`] tokens are valid.
@@ -116,6 +116,11 @@ impl TestServer {
         mint_token(&self.config.jwt_secret, user, ttl)
     }
 
+    /// Its HTTP API (`/notify`, `/health`); it stays valid across restarts.
+    pub fn api(&self) -> ServerApi {
+        ServerApi::new(self.addr(), self.config.server_key.clone())
+    }
+
     /// `POST /notify {"user", "event", "data"}`; returns how many live sockets it reached (the
     /// event is also buffered for the user's sessions to resume).
     pub async fn notify_user(
@@ -124,8 +129,7 @@ impl TestServer {
         event: &str,
         data: impl Serialize,
     ) -> Result<u64, HttpError> {
-        self.notify(json!({ "user": user, "event": event, "data": to_value(data)? }))
-            .await
+        self.api().notify_user(user, event, data).await
     }
 
     /// `POST /notify {"room", "event", "data"}`; returns how many live sockets it reached.
@@ -135,34 +139,12 @@ impl TestServer {
         event: &str,
         data: impl Serialize,
     ) -> Result<u64, HttpError> {
-        self.notify(json!({ "room": room, "event": event, "data": to_value(data)? }))
-            .await
-    }
-
-    async fn notify(&self, body: Value) -> Result<u64, HttpError> {
-        let path = "/notify";
-        let key = Some(self.config.server_key.as_str());
-        match request(self.addr(), Method::POST, path, key, Some(&body)).await? {
-            (202, reply) => Ok(reply["delivered"].as_u64().unwrap_or_default()),
-            (status, body) => Err(HttpError::Status {
-                path: path.to_owned(),
-                status,
-                body,
-            }),
-        }
+        self.api().notify_room(room, event, data).await
     }
 
     /// `GET /health`: `{"status", "connections", "users", "rooms", "uptime_s", …}`.
     pub async fn health(&self) -> Result<Value, HttpError> {
-        let path = "/health";
-        match request(self.addr(), Method::GET, path, None, None).await? {
-            (200, body) => Ok(body),
-            (status, body) => Err(HttpError::Status {
-                path: path.to_owned(),
-                status,
-                body,
-            }),
-        }
+        self.api().health().await
     }
 
     /// Whether it is listening (not stopped or crashed).
@@ -196,8 +178,4 @@ impl TestServer {
         *self.running() = Some(running);
         Ok(())
     }
-}
-
-fn to_value(data: impl Serialize) -> Result<Value, HttpError> {
-    serde_json::to_value(data).map_err(|e| HttpError::BadData(e.to_string()))
 }
