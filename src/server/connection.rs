@@ -98,6 +98,9 @@ pub(crate) async fn run(mut ws: WebSocket, mut ctx: ConnContext) {
         heartbeat_ms: u64::try_from(ctx.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
         resumed: attached.resumed,
         missed: attached.replay.len() as u64,
+        v: crate::protocol::PROTOCOL_VERSION,
+        expires_in_ms: None,
+        limits: None,
     };
     let mut sent = send_text(&mut ws, hello.encode()).await;
     for frame in attached.replay {
@@ -173,7 +176,7 @@ async fn await_auth(
                             return None;
                         }
                         match ClientFrame::decode(text.as_str(), ctx.config.max_frame_bytes) {
-                            Ok(ClientFrame::Auth { token, resume }) => return Some((token, resume)),
+                            Ok(ClientFrame::Auth { token, resume, .. }) => return Some((token, resume)),
                             Ok(_) => "the first frame must be auth",
                             Err(_) => "the first frame must be a valid auth frame",
                         }
@@ -271,13 +274,8 @@ impl Live<'_> {
                 // read, so the client settles it instead of resending it forever.
                 return match (flow, send_id_prefix(text.as_str())) {
                     (Flow::Continue, Some(id)) => {
-                        let ack = ack_frame(
-                            id,
-                            Err(ErrorBody {
-                                code: "invalid_frame".to_owned(),
-                                message: e.to_string(),
-                            }),
-                        );
+                        let ack =
+                            ack_frame(id, Err(ErrorBody::new("invalid_frame", e.to_string())));
                         self.send(ack).await
                     }
                     (flow, _) => flow,
@@ -286,6 +284,7 @@ impl Live<'_> {
         };
         match frame {
             ClientFrame::Auth { .. } => self.invalid_frame("already authenticated").await,
+            ClientFrame::Refresh { .. } => self.invalid_frame("refresh is not supported").await,
             ClientFrame::Pong { t } => {
                 self.last_rtt = Some(now_ms().saturating_sub(t));
                 Flow::Continue

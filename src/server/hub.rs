@@ -446,7 +446,7 @@ impl HubState {
         };
         let seq = session.take_seq();
         let text = ServerFrame::Event {
-            seq,
+            seq: Some(seq),
             event: event.to_owned(),
             data: data.clone(),
             ts: now_rfc3339(),
