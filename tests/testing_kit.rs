@@ -117,7 +117,7 @@ async fn a_cut_sends_the_client_to_reconnecting_and_back_with_nothing_lost_or_do
         .iter()
         .map(|m| (m.seq, m.data.to_value()["id"].clone()))
         .collect();
-    let want: Vec<_> = (0..10).map(|i| (i as u64 + 1, json!(i))).collect();
+    let want: Vec<_> = (0..10).map(|i| (Some(i as u64 + 1), json!(i))).collect();
     assert_eq!(got, want, "lost, doubled or reordered");
     let acks = acks.lock().unwrap().clone();
     assert_eq!(acks.keys().copied().collect::<Vec<_>>(), ids);

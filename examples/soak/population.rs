@@ -229,10 +229,13 @@ async fn live(world: &World, slot: usize, generation: u64, proxy: &FaultProxy) -
     let _events = client.on_any(move |message| {
         let data = message.data.to_value();
         let mut books = sink.books();
-        if books.last_seq != 0 && message.seq != books.last_seq + 1 {
-            books.seq_gaps += 1;
+        // Volatile events carry no seq; every other one follows the last.
+        if let Some(seq) = message.seq {
+            if books.last_seq != 0 && seq != books.last_seq + 1 {
+                books.seq_gaps += 1;
+            }
+            books.last_seq = seq;
         }
-        books.last_seq = message.seq;
         if let Some(item) = soak_item(message, &data) {
             books.received.push(item);
         } else if message.event == "soak_fence" && is_mine(&data, slot, generation) {
