@@ -19,7 +19,7 @@
 //! and acknowledged before the generation began to retire; a closing fence through the user's
 //! own stream proves everything owed had its chance to arrive. The drift of each server metric
 //! is the median over the last window (a minute, or a quarter of a shorter run) against the
-//! median over the first. Exits 1 if any count is not 0 or a drift exceeds `--max-drift-pct`.
+//! median over the first (which starts after `--warmup-s`, 0 by default). Exits 1 if any count is not 0 or a drift exceeds `--max-drift-pct`.
 
 #[path = "soak/child.rs"]
 mod child;
@@ -96,6 +96,9 @@ struct Args {
     /// Seconds between two server samples.
     #[arg(long, default_value_t = 5)]
     sample_every_s: u64,
+    /// Seconds skipped before the first drift window (0: the drift is from the first minute).
+    #[arg(long, default_value_t = 0)]
+    warmup_s: u64,
     /// Fail when the RSS, fd or task drift exceeds this many percent.
     #[arg(long)]
     max_drift_pct: Option<f64>,
@@ -196,7 +199,8 @@ async fn main() -> ExitCode {
             ok = false;
         }
     }
-    ok &= print_drift(&samples, args.duration, args.max_drift_pct);
+    let warmup = Duration::from_secs(args.warmup_s);
+    ok &= print_drift(&samples, warmup, args.duration, args.max_drift_pct);
     if let Some(child) = child {
         let log = child.log.clone();
         if let Err(e) = child.stop().await {
@@ -243,15 +247,22 @@ fn print_totals(totals: &Totals, published: usize, took: Duration) {
 type Metric = fn(&Sample) -> Option<u64>;
 
 /// Prints the drift of each metric; false when one exceeds `bound`.
-fn print_drift(samples: &[Sample], duration: Duration, bound: Option<f64>) -> bool {
-    let window = if duration >= Duration::from_secs(240) {
+fn print_drift(
+    samples: &[Sample],
+    warmup: Duration,
+    duration: Duration,
+    bound: Option<f64>,
+) -> bool {
+    let measured = duration.saturating_sub(warmup);
+    let window = if measured >= Duration::from_secs(240) {
         Duration::from_secs(60)
     } else {
-        duration / 4
+        measured / 4
     };
     println!(
-        "--- server drift, median of the first {:.0} s vs the last {:.0} s ({} samples)",
-        window.as_secs_f64(),
+        "--- server drift, median of {:.0}-{:.0} s vs the last {:.0} s ({} samples)",
+        warmup.as_secs_f64(),
+        (warmup + window).as_secs_f64(),
         window.as_secs_f64(),
         samples.len()
     );
@@ -270,7 +281,10 @@ fn print_drift(samples: &[Sample], duration: Duration, bound: Option<f64>) -> bo
     ];
     let mut ok = true;
     for (name, metric, bounded) in metrics {
-        match (drift(samples, window, metric), range(samples, metric)) {
+        match (
+            drift(samples, warmup, window, metric),
+            range(samples, metric),
+        ) {
             (Some(d), Some((min, max))) => {
                 let over = bounded && bound.is_some_and(|b| d.percent > b);
                 ok &= !over;

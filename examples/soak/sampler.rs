@@ -94,9 +94,11 @@ pub struct Drift {
     pub percent: f64,
 }
 
-/// `None` when the metric was never available in one of the windows.
+/// The first window starts at `warmup`. `None` when the metric was never available in one of
+/// the windows.
 pub fn drift(
     samples: &[Sample],
+    warmup: Duration,
     window: Duration,
     metric: fn(&Sample) -> Option<u64>,
 ) -> Option<Drift> {
@@ -115,7 +117,7 @@ pub fn drift(
             _ => Some((values[n / 2 - 1] + values[n / 2]) as f64 / 2.0),
         }
     };
-    let first = median(&|at| at <= window)?;
+    let first = median(&|at| at >= warmup && at <= warmup + window)?;
     let last = median(&|at| at + window >= end)?;
     let percent = if first == 0.0 {
         0.0
