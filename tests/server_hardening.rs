@@ -128,7 +128,7 @@ async fn a_trickled_request_body_is_cut_off_by_the_upgrade_deadline() {
 }
 
 #[tokio::test]
-async fn unauthenticated_connections_over_the_per_ip_cap_get_429() {
+async fn unauthenticated_connections_over_the_per_ip_cap_get_503() {
     let config = ServerConfig {
         max_unauthed_per_ip: 20,
         ..ServerConfig::for_tests()
@@ -144,13 +144,13 @@ async fn unauthenticated_connections_over_the_per_ip_cap_get_429() {
             .await
             .unwrap();
         // Admitted connections get nothing yet (they have not sent a request); refused ones get
-        // their 429 at once.
+        // their 503 at once.
         let mut raw = Vec::new();
         let read = timeout(Duration::from_millis(100), stream.read_to_end(&mut raw)).await;
         match read {
             Ok(_) => {
                 let (status, body) = parse_response(&raw).expect("a response");
-                assert_eq!(status, 429);
+                assert_eq!(status, 503);
                 assert_eq!(body["error"]["code"], "too_many_unauthenticated");
                 refused += 1;
             }
@@ -184,7 +184,7 @@ async fn unauthenticated_connections_over_the_per_ip_cap_get_429() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(parse_response(&raw).unwrap().0, 429);
+    assert_eq!(parse_response(&raw).unwrap().0, 503);
     authed.send_event(1, "get_unread_count", json!({})).await;
     authed.recv_ack(1).await;
     drop((held, again));

@@ -145,12 +145,9 @@ async fn a_socket_that_never_reads_is_closed_with_1013_and_its_session_kept() {
     assert_eq!(during["sessions"], 1, "the session is kept for resume");
     legit_round_trip(addr, "legit").await;
     // Reading now drains what the kernel held, then the close frame.
+    // The kill reaches the socket even while its write waits on the peer.
     let (code, reason) = slow.expect_close().await;
-    assert_eq!(code, 1013);
-    assert!(
-        ["socket queue full", "write stalled"].contains(&reason.as_str()),
-        "{reason}"
-    );
+    assert_eq!((code, reason.as_str()), (1013, "socket queue full"));
     let after = rss(addr).await;
     report(
         &format!("a socket that never reads ({delivered_to_slow} x 40 KB events taken)"),

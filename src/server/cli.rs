@@ -57,7 +57,7 @@ pub struct Args {
     /// Open TCP connections at most (HTTP and WebSocket); the next is answered 503 `server_full` and closed (0: no cap; keep it under `ulimit -n`).
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
-    /// Connections from one IP (one /64 for IPv6) that have not authenticated yet; the next is answered 429 `too_many_unauthenticated` and closed (0: no cap; behind a proxy every client shares its IP).
+    /// Connections from one IP (one /64 for IPv6) that have not authenticated yet; the next is answered 503 `too_many_unauthenticated` and closed (0: no cap; behind a proxy every client shares its IP).
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_UNAUTHED_PER_IP)]
     pub max_unauthed_per_ip: usize,
     /// Browser origin allowed to open /ws (repeatable); requests without Origin always pass [default: none, so any origin is accepted].

@@ -67,7 +67,7 @@ pub struct ServerConfig {
     /// Open TCP connections at most; the next one is answered `503` and closed. 0: no cap.
     pub max_connections: usize,
     /// Connections from one IP (one /64 for IPv6) that have not authenticated yet; the next
-    /// one is answered `429` and closed. 0: no cap.
+    /// one is answered `503` (`too_many_unauthenticated`) and closed. 0: no cap.
     pub max_unauthed_per_ip: usize,
     /// Browser origins allowed to open `/ws`; empty accepts any. A request without `Origin`
     /// (a native client) is always accepted: the check guards against cross-site pages.

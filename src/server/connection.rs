@@ -38,7 +38,7 @@ use super::gate::Ticket;
 use super::handlers::{ack_frame, Caller};
 use super::hub::{Attached, Hub};
 use super::logsafe::Clean;
-use super::outbox::{Outgoing, TOO_SLOW};
+use super::outbox::{Kill, Outgoing, TOO_SLOW};
 use super::rate::TokenBucket;
 use super::session::ConnId;
 use super::{Mode, ServerConfig};
@@ -67,6 +67,14 @@ pub(crate) struct ConnContext {
     pub(crate) hub: Arc<Hub>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) mode: watch::Receiver<Mode>,
+}
+
+/// How one write ended.
+enum Written {
+    Done,
+    Failed,
+    Stalled,
+    Killed(Kill),
 }
 
 /// How a loop step ends the socket.
@@ -301,30 +309,69 @@ impl Live<'_> {
         }
     }
 
-    /// Writes everything the hub queued, or closes as the hub ordered.
+    /// Writes everything the hub queued, or closes as the hub ordered. A write that waits on a
+    /// peer that does not read still obeys a kill order (queue full, takeover) at once.
     async fn write_queued(&mut self) -> Flow {
         if let Err(kill) = self.attached.conn.take(&mut self.batch) {
-            if kill == TOO_SLOW {
-                self.ctx.hub.stats.closed_slow.bump();
-            }
-            return Flow::Close(kill.code, kill.reason);
+            return self.killed(kill);
         }
-        while let Some(item) = self.batch.pop_front() {
-            let frame = match item {
-                Outgoing::Event { seq, tail } => self.splicer.stored(seq, &tail),
+        let mut rewake = false;
+        let flow = loop {
+            let write = match self.batch.pop_front() {
+                Some(Outgoing::Event { seq, tail }) => match self.splicer.stored(seq, &tail) {
+                    Some(frame) => Some(frame),
+                    None => continue,
+                },
+                None => None,
             };
-            let Some(frame) = frame else { continue };
-            match timeout(IO_TIMEOUT, self.ws.feed(Message::Text(frame))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Flow::Gone,
-                Err(_) => return self.stalled(),
+            let last = write.is_none();
+            match self.write_one(write, &mut rewake).await {
+                Written::Done if last => break Flow::Continue,
+                Written::Done => {}
+                Written::Failed => break Flow::Gone,
+                Written::Stalled => break self.stalled(),
+                Written::Killed(kill) => break self.killed(kill),
+            }
+        };
+        if rewake {
+            self.attached.conn.rewake();
+        }
+        flow
+    }
+
+    /// Feeds one frame (`None`: flushes), within [`IO_TIMEOUT`] and unless a kill order comes
+    /// first; `rewake` is set when frames were queued meanwhile.
+    async fn write_one(&mut self, frame: Option<Utf8Bytes>, rewake: &mut bool) -> Written {
+        let conn = self.attached.conn.clone();
+        let ws = &mut *self.ws;
+        let op = timeout(IO_TIMEOUT, async move {
+            match frame {
+                Some(frame) => ws.feed(Message::Text(frame)).await,
+                None => ws.flush().await,
+            }
+        });
+        tokio::pin!(op);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut op => return match done {
+                    Ok(Ok(())) => Written::Done,
+                    Ok(Err(_)) => Written::Failed,
+                    Err(_) => Written::Stalled,
+                },
+                _ = conn.woken() => match conn.kill_order() {
+                    Some(kill) => return Written::Killed(kill),
+                    None => *rewake = true,
+                },
             }
         }
-        match timeout(IO_TIMEOUT, self.ws.flush()).await {
-            Ok(Ok(())) => Flow::Continue,
-            Ok(Err(_)) => Flow::Gone,
-            Err(_) => self.stalled(),
+    }
+
+    fn killed(&mut self, kill: Kill) -> Flow {
+        if kill == TOO_SLOW {
+            self.ctx.hub.stats.closed_slow.bump();
         }
+        Flow::Close(kill.code, kill.reason)
     }
 
     fn stalled(&mut self) -> Flow {

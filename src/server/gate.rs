@@ -1,8 +1,8 @@
 //! Admission at accept time: the global connection cap and the per-IP cap on connections that have
 //! not authenticated, and the [`Ticket`] each admitted connection carries until it closes.
 //!
-//! A refused connection gets a complete HTTP response before it is closed: `503` with code
-//! `server_full` over `max_connections`, `429` with code `too_many_unauthenticated` over
+//! A refused connection gets a complete HTTP `503` before it is closed (PROTOCOL.md §8), with code
+//! `server_full` over `max_connections` and `too_many_unauthenticated` over
 //! `max_unauthed_per_ip` (IPv6 addresses count per /64). Both carry `Retry-After: 1`.
 
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ impl Refusal {
     fn response(self) -> &'static [u8] {
         match self {
             Refusal::Full => b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 78\r\n\r\n{\"error\":{\"code\":\"server_full\",\"message\":\"too many connections; retry later\"}}",
-            Refusal::PerIp => b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 96\r\n\r\n{\"error\":{\"code\":\"too_many_unauthenticated\",\"message\":\"too many connections from this address\"}}",
+            Refusal::PerIp => b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 96\r\n\r\n{\"error\":{\"code\":\"too_many_unauthenticated\",\"message\":\"too many connections from this address\"}}",
         }
     }
 }

@@ -139,15 +139,19 @@ impl ConnCell {
         Ok(())
     }
 
+    /// The kill order, if the socket was told to close.
+    pub(crate) fn kill_order(&self) -> Option<Kill> {
+        self.lock().kill
+    }
+
+    /// Wakes the socket task again (it consumed a wake-up meant for its main loop).
+    pub(crate) fn rewake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Marks the socket as no longer counted; `true` the first time only.
     pub(crate) fn release(&self) -> bool {
         !self.released.swap(true, Ordering::AcqRel)
-    }
-
-    /// Whether the socket was killed (a full queue, a takeover, a shutdown).
-    #[cfg(test)]
-    pub(crate) fn is_killed(&self) -> bool {
-        self.lock().kill.is_some()
     }
 }
 

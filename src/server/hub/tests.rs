@@ -101,7 +101,7 @@ fn a_failed_resume_leaves_the_sessions_live_socket_alone() {
     assert!(!b.resumed);
     assert!(!Arc::ptr_eq(&a.session, &b.session));
     assert!(
-        !a.conn.is_killed(),
+        a.conn.kill_order().is_none(),
         "nothing was resumed, so nothing was taken over"
     );
     assert_eq!(hub.notify_user("u1", "e", &Value::Null, now), 2);
