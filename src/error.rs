@@ -6,6 +6,7 @@ use crate::protocol::DecodeError;
 
 /// A send rejected synchronously; nothing was queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The outbox is at its bound; this send was not queued (nothing else was dropped).
     #[error("outbox full ({max_messages} messages / {max_bytes} bytes); send not queued")]
@@ -49,6 +50,7 @@ impl SendError {
 
 /// Why an accepted send did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AckError {
     /// The server answered `ok: false`.
     #[error("server rejected the send ({code}): {message}")]
@@ -83,7 +85,20 @@ impl AckError {
 
 /// A problem reported to the application while the connection carries on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
+    /// The server sent a binary frame; the protocol is text only, so it was skipped.
+    #[error("server sent a binary frame; sockline frames are text")]
+    BinaryFrame,
+    /// A plain send (not a request) failed: the server refused it. (A request's failure goes
+    /// to its caller instead.)
+    #[error("send {id} failed: {error}")]
+    SendFailed {
+        /// The send.
+        id: crate::core::SendId,
+        /// Why it failed.
+        error: AckError,
+    },
     /// The server sent a frame that could not be decoded; it was skipped.
     #[error("server sent an unreadable frame: {0}")]
     BadFrame(DecodeError),
@@ -117,6 +132,8 @@ impl ClientError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &str {
         match self {
+            ClientError::BinaryFrame => "binary_frame",
+            ClientError::SendFailed { error, .. } => error.code(),
             ClientError::BadFrame(_) => "bad_frame",
             ClientError::UnexpectedFrame { .. } => "unexpected_frame",
             ClientError::Server { code, .. } | ClientError::Room { code, .. } => code,

@@ -1,5 +1,4 @@
-//! The typed event catalogue (one type per event name of DESIGN §3) and the listener
-//! [`Registry`] both drivers dispatch through.
+//! The typed event catalogue: one type per event name of PROTOCOL.md §10, with its wire name.
 //!
 //! Server events implement [`ServerEvent`] and client events [`ClientEvent`]; each knows its wire
 //! name. Applications add their own by implementing the same traits:
@@ -19,9 +18,6 @@
 //! let event = OrderShipped::from_data(&data).unwrap();
 //! assert_eq!(event.order_id, "o-1");
 //! ```
-
-use std::cell::RefCell;
-use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -233,125 +229,9 @@ pub const SERVER_EVENTS: &[&str] = &[
     Presence::NAME,
 ];
 
-// ---- the listener registry ------------------------------------------------------------------
-
-/// Names one registered listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ListenerId(pub u64);
-
-/// Which events a listener hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Topic {
-    /// Events with this name.
-    Named(String),
-    /// Every event.
-    Any,
-}
-
-/// Listeners of type `L` (a Rust closure natively, a JS function in the browser) keyed by topic.
-///
-/// Dispatch goes through [`dispatch`], which snapshots the matching listeners first: a listener
-/// added during dispatch does not hear the current event, and one removed during dispatch (even
-/// by itself) is skipped if it has not run yet. No lock is held while a listener runs.
-#[derive(Debug)]
-pub struct Registry<L> {
-    listeners: Vec<(ListenerId, Topic, L)>,
-    next_id: u64,
-}
-
-impl<L> Default for Registry<L> {
-    fn default() -> Self {
-        Registry {
-            listeners: Vec::new(),
-            next_id: 1,
-        }
-    }
-}
-
-impl<L: Clone> Registry<L> {
-    /// Adds `listener` for `topic`.
-    pub fn add(&mut self, topic: Topic, listener: L) -> ListenerId {
-        let id = ListenerId(self.next_id);
-        self.next_id += 1;
-        self.listeners.push((id, topic, listener));
-        id
-    }
-
-    /// Removes a listener; returns whether it was registered.
-    pub fn remove(&mut self, id: ListenerId) -> bool {
-        let before = self.listeners.len();
-        self.listeners.retain(|(i, _, _)| *i != id);
-        self.listeners.len() != before
-    }
-
-    /// Whether `id` is registered.
-    pub fn contains(&self, id: ListenerId) -> bool {
-        self.listeners.iter().any(|(i, _, _)| *i == id)
-    }
-
-    /// How many listeners are registered.
-    pub fn len(&self) -> usize {
-        self.listeners.len()
-    }
-
-    /// Whether no listener is registered.
-    pub fn is_empty(&self) -> bool {
-        self.listeners.is_empty()
-    }
-
-    /// The listeners that hear `name`, in registration order.
-    pub fn snapshot(&self, name: &str) -> Vec<(ListenerId, L)> {
-        self.listeners
-            .iter()
-            .filter(|(_, topic, _)| match topic {
-                Topic::Named(n) => n == name,
-                Topic::Any => true,
-            })
-            .map(|(id, _, l)| (*id, l.clone()))
-            .collect()
-    }
-}
-
-/// Shared access to a registry, so [`dispatch`] works with a `Mutex` (native) or a `RefCell`
-/// (browser) without holding the borrow while a listener runs.
-pub trait SharedRegistry<L> {
-    /// Runs `f` with the registry borrowed.
-    fn with<T>(&self, f: impl FnOnce(&mut Registry<L>) -> T) -> T;
-}
-
-impl<L> SharedRegistry<L> for Mutex<Registry<L>> {
-    fn with<T>(&self, f: impl FnOnce(&mut Registry<L>) -> T) -> T {
-        // A listener that panicked poisons nothing we rely on: the registry is always consistent.
-        let mut guard = self.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
-}
-
-impl<L> SharedRegistry<L> for RefCell<Registry<L>> {
-    fn with<T>(&self, f: impl FnOnce(&mut Registry<L>) -> T) -> T {
-        f(&mut self.borrow_mut())
-    }
-}
-
-/// Calls `call` with every listener of `name`, snapshot first, skipping any removed meanwhile.
-pub fn dispatch<L: Clone>(registry: &impl SharedRegistry<L>, name: &str, mut call: impl FnMut(&L)) {
-    let snapshot = registry.with(|r| r.snapshot(name));
-    for (id, listener) in snapshot {
-        if registry.with(|r| r.contains(id)) {
-            call(&listener);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::rc::Rc;
-    use std::sync::Arc;
-
-    type Listener = Rc<dyn Fn(&str)>;
-    type SyncListener = Arc<dyn Fn() + Send + Sync>;
-
     #[test]
     fn catalogue_events_decode_from_wire_payloads() {
         let n = NewNotification::from_data(&serde_json::json!({"id":"n1","title":"Hi"})).unwrap();
@@ -363,74 +243,5 @@ mod tests {
         assert!(t.typing);
         assert!(UnreadCountUpdate::from_data(&serde_json::json!({"count":"x"})).is_err());
         assert_eq!(SERVER_EVENTS.len(), 12);
-    }
-
-    #[test]
-    fn listeners_hear_their_topic_and_any() {
-        let registry: RefCell<Registry<Listener>> = RefCell::default();
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let l1 = log.clone();
-        registry.borrow_mut().add(
-            Topic::Named("a".into()),
-            Rc::new(move |e| l1.borrow_mut().push(format!("a:{e}"))),
-        );
-        let l2 = log.clone();
-        registry.borrow_mut().add(
-            Topic::Any,
-            Rc::new(move |e| l2.borrow_mut().push(format!("any:{e}"))),
-        );
-        dispatch(&registry, "a", |l| l("a"));
-        dispatch(&registry, "b", |l| l("b"));
-        assert_eq!(*log.borrow(), ["a:a", "any:a", "any:b"]);
-    }
-
-    #[test]
-    fn a_listener_added_during_dispatch_misses_the_current_event() {
-        let registry: Rc<RefCell<Registry<Listener>>> = Rc::default();
-        let calls = Rc::new(RefCell::new(0));
-        let (r, c) = (registry.clone(), calls.clone());
-        registry.borrow_mut().add(
-            Topic::Any,
-            Rc::new(move |_| {
-                let c2 = c.clone();
-                r.borrow_mut()
-                    .add(Topic::Any, Rc::new(move |_| *c2.borrow_mut() += 1));
-            }),
-        );
-        dispatch(&*registry, "x", |l| l("x"));
-        assert_eq!(*calls.borrow(), 0);
-        assert_eq!(registry.borrow().len(), 2);
-        dispatch(&*registry, "x", |l| l("x"));
-        assert_eq!(*calls.borrow(), 1);
-    }
-
-    #[test]
-    fn a_listener_may_remove_itself_and_others_during_dispatch() {
-        let registry: Arc<Mutex<Registry<SyncListener>>> = Arc::default();
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let ids = Arc::new(Mutex::new(Vec::new()));
-        for n in 0..3 {
-            let (r, h, i) = (registry.clone(), hits.clone(), ids.clone());
-            let id = registry.with(|reg| {
-                reg.add(
-                    Topic::Any,
-                    Arc::new(move || {
-                        h.lock().unwrap().push(n);
-                        // The first listener removes itself and the third.
-                        if n == 0 {
-                            let all = i.lock().unwrap().clone();
-                            r.with(|reg| {
-                                reg.remove(all[0]);
-                                reg.remove(all[2]);
-                            });
-                        }
-                    }),
-                )
-            });
-            ids.lock().unwrap().push(id);
-        }
-        dispatch(&*registry, "x", |l| l());
-        assert_eq!(*hits.lock().unwrap(), [0, 1]);
-        assert_eq!(registry.with(|r| r.len()), 1);
     }
 }

@@ -9,8 +9,8 @@ mod support;
 
 use serde_json::json;
 use sockline::core::{
-    Action, Connection, ConnectionState, DisconnectReason, Env, Event, Input, Instant, Payload,
-    SendId, SocketId, Transport,
+    Action, Cause, Connection, ConnectionState, DisconnectReason, Env, Event, Input, Instant,
+    LinkError, Payload, SendId, SocketId, Transport,
 };
 use sockline::{AckError, ClientError, SendError};
 use std::time::Duration;
@@ -84,7 +84,7 @@ fn open_sends_auth_first_and_arms_the_auth_timeout() {
         actions(&mut conn),
         [Action::SendFrame {
             socket,
-            text: r#"{"type":"auth","token":"tok"}"#.into()
+            text: r#"{"type":"auth","v":1,"token":"tok"}"#.into()
         }]
     );
     assert_eq!(states(&events(&mut conn)), ["authenticating"]);
@@ -106,7 +106,8 @@ fn authenticated_connects_and_arms_the_heartbeat_deadline() {
             from: ConnectionState::Authenticating { attempt: 0 },
             to: ConnectionState::Connected {
                 session: "s1".into()
-            }
+            },
+            cause: Cause::Authenticated,
         }]
     );
     // heartbeat 30 s + grace 10 s
@@ -235,7 +236,13 @@ fn abnormal_close_while_connected_reconnects() {
     assert_eq!(attempt, 1);
     assert!((1_500..=2_000).contains(&next_at.as_millis()));
     assert_eq!(conn.stats().reconnects, 1);
-    assert_eq!(conn.last_error(), Some("socket closed (1006): test"));
+    assert_eq!(
+        conn.last_error(),
+        Some(&LinkError::Closed {
+            code: 1006,
+            reason: "test".into()
+        })
+    );
 }
 
 #[test]
@@ -804,7 +811,7 @@ fn reconnect_auth_carries_the_resume_point() {
     conn.handle_input(next_at, Input::Transport(socket, Transport::Opened));
     assert_eq!(
         frames(&actions(&mut conn)),
-        [json!({"type":"auth","token":"tok","resume":{"session":"s1","seq":2}})]
+        [json!({"type":"auth","v":1,"token":"tok","resume":{"session":"s1","seq":2}})]
     );
 }
 
@@ -824,7 +831,7 @@ fn duplicate_events_are_dropped_and_counted() {
     let seqs: Vec<u64> = events(&mut conn)
         .into_iter()
         .filter_map(|e| match e {
-            Event::Message { seq, .. } => Some(seq),
+            Event::Message { seq, .. } => seq,
             _ => None,
         })
         .collect();
@@ -893,7 +900,7 @@ fn a_failed_resume_resets_the_inbox_and_tells_the_app() {
     );
     assert!(matches!(
         events(&mut conn).as_slice(),
-        [Event::Message { seq: 1, .. }]
+        [Event::Message { seq: Some(1), .. }]
     ));
 }
 
@@ -905,7 +912,7 @@ fn request_timeout_reports_and_removes_the_send() {
             at(0),
             "get_unread_count",
             &payload(json!({})),
-            Duration::from_secs(2),
+            Some(Duration::from_secs(2)),
         )
         .unwrap();
     conn.handle_input(at(2_000), Input::Timeout);
@@ -1034,7 +1041,7 @@ fn stats_count_frames_and_time_in_state() {
 fn disconnect_fails_pending_requests_first_and_refuses_new_ones() {
     let (mut conn, _) = live();
     let request = conn
-        .request(at(0), "x", &Payload::null(), Duration::from_secs(1))
+        .request(at(0), "x", &Payload::null(), Some(Duration::from_secs(1)))
         .unwrap();
     let plain = conn.send(at(0), "x", &Payload::null()).unwrap();
     conn.disconnect(at(10));
@@ -1054,14 +1061,19 @@ fn disconnect_fails_pending_requests_first_and_refuses_new_ones() {
         "plain sends wait for the next connect()"
     );
     assert_eq!(
-        conn.request(at(20), "x", &Payload::null(), Duration::from_secs(1)),
+        conn.request(at(20), "x", &Payload::null(), Some(Duration::from_secs(1))),
         Err(SendError::Disconnected)
     );
     conn.handle_input(at(5_000), Input::Timeout);
     assert_eq!(events(&mut conn), [], "no event after disconnect()");
     conn.connect(at(6_000));
     assert!(conn
-        .request(at(6_000), "x", &Payload::null(), Duration::from_secs(1))
+        .request(
+            at(6_000),
+            "x",
+            &Payload::null(),
+            Some(Duration::from_secs(1))
+        )
         .is_ok());
 }
 
@@ -1150,7 +1162,7 @@ fn going_offline_while_connected_counts_as_a_lost_link() {
     let (mut conn, _) = live();
     conn.handle_input(at(10), Input::Env(Env::Offline));
     assert_eq!(conn.stats().reconnects, 1);
-    assert_eq!(conn.last_error(), Some("offline"));
+    assert_eq!(conn.last_error(), Some(&LinkError::Offline));
 }
 
 #[test]

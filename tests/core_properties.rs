@@ -86,6 +86,7 @@ impl World {
                 Action::SendFrame { socket, .. } => {
                     prop_assert!(self.open.contains(&socket), "frame on a closed socket");
                 }
+                other => prop_assert!(false, "an action this test does not know: {:?}", other),
             }
         }
         while let Some(event) = self.conn.poll_event() {
@@ -202,7 +203,7 @@ proptest! {
                 }
                 Step::Request(ms) => {
                     w.fed = now;
-                    if let Ok(id) = w.conn.request(now, "x", &Payload::from_value(&json!({})), Duration::from_millis(ms)) {
+                    if let Ok(id) = w.conn.request(now, "x", &Payload::from_value(&json!({})), Some(Duration::from_millis(ms))) {
                         w.accepted.push(id);
                     }
                 }

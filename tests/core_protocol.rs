@@ -7,21 +7,25 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use serde_json::{json, Value};
 use sockline::core::Payload;
 use sockline::protocol::{
-    encode, ClientFrame, CloseCode, DecodeError, ErrorBody, IncomingFrame, ResumePoint,
+    encode, ClientFrame, CloseCode, DecodeError, ErrorBody, IncomingFrame, ResumePoint, SendLimits,
     ServerFrame, MAX_FRAME_BYTES,
 };
 
 fn all_client_frames() -> Vec<ClientFrame> {
     vec![
         ClientFrame::Auth {
+            v: 1,
             token: "eyJ.token".into(),
+            client: None,
             resume: None,
         },
         ClientFrame::Auth {
+            v: 1,
             token: "eyJ.token".into(),
+            client: Some("tab-0123456789abcdef".into()),
             resume: Some(ResumePoint {
                 session: "s-1".into(),
-                seq: u64::MAX,
+                seq: 9_007_199_254_740_991,
             }),
         },
         ClientFrame::Send {
@@ -38,27 +42,42 @@ fn all_client_frames() -> Vec<ClientFrame> {
         ClientFrame::Pong {
             t: 1_700_000_000_000,
         },
+        ClientFrame::Refresh {
+            token: "eyJ.fresh".into(),
+        },
     ]
 }
 
 fn all_server_frames() -> Vec<ServerFrame> {
     vec![
         ServerFrame::Authenticated {
+            v: 1,
             user_id: "u1".into(),
             session: "s-1".into(),
             heartbeat_ms: 30_000,
             resumed: true,
             missed: 3,
+            expires_in_ms: Some(899_000),
+            limits: Some(SendLimits {
+                sends_per_s: 50,
+                burst: 100,
+            }),
         },
         ServerFrame::AuthError {
             code: "expired".into(),
             message: "token expired".into(),
         },
         ServerFrame::Event {
-            seq: 42,
+            seq: Some(42),
             event: "new_notification".into(),
             data: json!({"id": "n1", "nested": {"a": [1, 2, 3]}}),
             ts: "2026-01-01T00:00:00Z".into(),
+        },
+        ServerFrame::Event {
+            seq: None,
+            event: "typing_update".into(),
+            data: json!({"chat_id": "7", "user": "bob", "typing": true}),
+            ts: String::new(),
         },
         ServerFrame::Ack {
             id: 7,
@@ -70,10 +89,7 @@ fn all_server_frames() -> Vec<ServerFrame> {
             id: 8,
             ok: false,
             data: None,
-            error: Some(ErrorBody {
-                code: "forbidden".into(),
-                message: "not a member".into(),
-            }),
+            error: Some(ErrorBody::new("forbidden", "not a member")),
         },
         ServerFrame::Error {
             code: "rate_limited".into(),
@@ -86,6 +102,9 @@ fn all_server_frames() -> Vec<ServerFrame> {
         ServerFrame::Ping {
             t: 124,
             rtt_ms: None,
+        },
+        ServerFrame::Refreshed {
+            expires_in_ms: 60_000,
         },
     ]
 }
@@ -123,7 +142,10 @@ fn frames_are_tagged_with_their_snake_case_type() {
         .iter()
         .map(|f| type_tag(&f.encode()))
         .collect();
-    assert_eq!(client, ["auth", "auth", "send", "send", "ack", "pong"]);
+    assert_eq!(
+        client,
+        ["auth", "auth", "send", "send", "ack", "pong", "refresh"]
+    );
 
     let server: Vec<String> = all_server_frames()
         .iter()
@@ -135,23 +157,27 @@ fn frames_are_tagged_with_their_snake_case_type() {
             "authenticated",
             "auth_error",
             "event",
+            "event",
             "ack",
             "ack",
             "error",
             "ping",
-            "ping"
+            "ping",
+            "refreshed"
         ]
     );
 }
 
 #[test]
 fn optional_fields_are_omitted_on_the_wire_and_defaulted_when_absent() {
-    // Omitted when empty, so older peers see exactly the DESIGN §3 shapes.
+    // Omitted when empty.
     let auth = ClientFrame::Auth {
+        v: 1,
         token: "t".into(),
+        client: None,
         resume: None,
     };
-    assert_eq!(auth.encode(), r#"{"type":"auth","token":"t"}"#);
+    assert_eq!(auth.encode(), r#"{"type":"auth","v":1,"token":"t"}"#);
     let ping = ServerFrame::Ping { t: 9, rtt_ms: None };
     assert_eq!(ping.encode(), r#"{"type":"ping","t":9}"#);
     let ack = ServerFrame::Ack {
@@ -169,17 +195,20 @@ fn optional_fields_are_omitted_on_the_wire_and_defaulted_when_absent() {
             MAX_FRAME_BYTES
         ),
         Ok(ServerFrame::Authenticated {
+            v: 1,
             user_id: "u".into(),
             session: "s".into(),
             heartbeat_ms: 1000,
             resumed: false,
             missed: 0,
+            expires_in_ms: None,
+            limits: None,
         })
     );
     assert_eq!(
         ServerFrame::decode(r#"{"type":"event","seq":1,"event":"e"}"#, MAX_FRAME_BYTES),
         Ok(ServerFrame::Event {
-            seq: 1,
+            seq: Some(1),
             event: "e".into(),
             data: Value::Null,
             ts: String::new(),
@@ -293,12 +322,13 @@ fn close_code_retry_policy() {
         CloseCode::AUTH_REJECTED,
         CloseCode::FORBIDDEN,
         CloseCode::TOO_MANY_CONNECTIONS,
+        CloseCode::INVALID_PAYLOAD,
         CloseCode::POLICY,
         CloseCode::TOO_BIG,
     ];
     assert_eq!(
         not_retryable.map(|c| c.0),
-        [4001, 4003, 4008, 1008, 1009],
+        [4001, 4003, 4008, 1007, 1008, 1009],
         "named codes keep their numbers"
     );
     for code in not_retryable {
@@ -313,10 +343,11 @@ fn close_code_retry_policy() {
         CloseCode::SERVICE_RESTART,
         CloseCode::TRY_AGAIN_LATER,
         CloseCode::AUTH_TIMEOUT,
+        CloseCode::TOKEN_EXPIRED,
     ];
     assert_eq!(
         retryable.map(|c| c.0),
-        [1000, 1001, 1006, 1011, 1012, 1013, 4000]
+        [1000, 1001, 1006, 1011, 1012, 1013, 4000, 4002]
     );
     for code in retryable {
         assert!(code.is_retryable(), "{code} must be retried");
@@ -347,7 +378,12 @@ fn close_codes_display_and_serialize_as_bare_numbers() {
 fn the_client_codec_matches_the_serde_frames() {
     for frame in all_client_frames() {
         let ours = match &frame {
-            ClientFrame::Auth { token, resume } => encode::auth(token, resume.as_ref()),
+            ClientFrame::Auth {
+                token,
+                client,
+                resume,
+                ..
+            } => encode::auth(token, client.as_deref(), resume.as_ref()),
             ClientFrame::Send { id, event, data } => encode::send(
                 *id,
                 &serde_json::to_string(event).unwrap(),
@@ -355,6 +391,7 @@ fn the_client_codec_matches_the_serde_frames() {
             ),
             ClientFrame::Ack { seq } => encode::ack(*seq),
             ClientFrame::Pong { t } => encode::pong(*t),
+            ClientFrame::Refresh { token } => encode::refresh(token),
         };
         assert_eq!(ours, frame.encode());
     }
@@ -363,17 +400,23 @@ fn the_client_codec_matches_the_serde_frames() {
         let text = frame.encode();
         let expected = match frame {
             ServerFrame::Authenticated {
+                v,
                 user_id,
                 session,
                 heartbeat_ms,
                 resumed,
                 missed,
+                expires_in_ms,
+                limits,
             } => IncomingFrame::Authenticated {
+                v,
                 user_id,
                 session,
                 heartbeat_ms,
                 resumed,
                 missed,
+                expires_in_ms,
+                limits,
             },
             ServerFrame::AuthError { code, message } => IncomingFrame::AuthError { code, message },
             ServerFrame::Event {
@@ -400,6 +443,7 @@ fn the_client_codec_matches_the_serde_frames() {
             },
             ServerFrame::Error { code, message } => IncomingFrame::Error { code, message },
             ServerFrame::Ping { t, rtt_ms } => IncomingFrame::Ping { t, rtt_ms },
+            ServerFrame::Refreshed { expires_in_ms } => IncomingFrame::Refreshed { expires_in_ms },
         };
         assert_eq!(
             IncomingFrame::decode(&text, MAX_FRAME_BYTES),
@@ -423,7 +467,7 @@ fn the_client_codec_matches_the_serde_frames() {
     assert_eq!(
         IncomingFrame::decode(r#"{"type":"event","seq":1,"event":"e"}"#, MAX_FRAME_BYTES),
         Ok(IncomingFrame::Event {
-            seq: 1,
+            seq: Some(1),
             event: "e".into(),
             data: "null".into(),
             ts: String::new(),

@@ -32,6 +32,8 @@ async fn auth_and_expect_close(addr: std::net::SocketAddr, token: &str) -> (Serv
     let mut client = WsClient::connect(addr).await;
     client
         .send(&ClientFrame::Auth {
+            v: 1,
+            client: None,
             token: token.to_owned(),
             resume: None,
         })
@@ -55,7 +57,10 @@ async fn auth_succeeds_with_a_valid_token() {
             heartbeat_ms,
             resumed,
             missed,
+            v,
+            ..
         } => {
+            assert_eq!(v, 1);
             assert_eq!(user_id, "u1");
             assert_eq!(session.len(), 32);
             assert_eq!(heartbeat_ms, 1000);
@@ -131,6 +136,8 @@ async fn a_sixth_socket_is_refused_with_4008_and_the_others_keep_working() {
     let mut sixth = WsClient::connect(addr).await;
     sixth
         .send(&ClientFrame::Auth {
+            v: 1,
+            client: None,
             token: token("u1"),
             resume: None,
         })
@@ -461,9 +468,9 @@ async fn resume_replays_missed_events_with_their_original_seq() {
     assert_eq!(
         replayed,
         vec![
-            (2, "new_notification".to_owned()),
-            (3, "conversation_update".to_owned()),
-            (4, "new_notification".to_owned())
+            (Some(2), "new_notification".to_owned()),
+            (Some(3), "conversation_update".to_owned()),
+            (Some(4), "new_notification".to_owned())
         ]
     );
     // The session kept its rooms and its send-id memory.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use sockline::core::{Backoff, ConnectionState};
+use sockline::core::{Backoff, ConnectionConfig, ConnectionState};
 use sockline::native::{Client, ClientConfig, Notice, StateChange};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
@@ -37,20 +37,29 @@ struct Args {
     #[arg(long = "join", value_name = "ROOM")]
     rooms: Vec<String>,
     /// The first retry's base delay.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = ms(defaults().backoff.initial))]
     backoff_initial_ms: u64,
     /// The cap on any retry delay.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = ms(defaults().backoff.max))]
     backoff_max_ms: u64,
     /// Retries before giving up.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().backoff.max_retries)]
     max_retries: u32,
     /// Silence allowed beyond the server's heartbeat before the link counts as dead.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = ms(defaults().heartbeat_grace))]
     heartbeat_grace_ms: u64,
-    /// How long to wait for outstanding acks after stdin ends.
-    #[arg(long, default_value_t = 10_000)]
+    /// How long to wait for outstanding acks after stdin ends (the request timeout).
+    #[arg(long, default_value_t = ms(defaults().request_timeout))]
     drain_timeout_ms: u64,
+}
+
+/// The core's defaults: the CLI repeats none of them.
+fn defaults() -> ConnectionConfig {
+    ConnectionConfig::new("")
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Writes one JSON line to stdout (locked, so lines never interleave).
@@ -69,11 +78,10 @@ fn state_line(change: &StateChange) -> Value {
         line["attempt"] = json!(attempt);
     }
     if let Some(delay) = change.retry_in {
-        line["delay_ms"] = json!(delay.as_millis() as u64);
+        line["delay_ms"] = json!(ms(delay));
     }
-    if let Some(reason) = &change.reason {
-        line["reason"] = json!(reason);
-    }
+    line["cause"] = json!(change.cause.code());
+    line["reason"] = json!(change.cause.to_string());
     if let ConnectionState::Connected { session } = &change.to {
         line["session"] = json!(session);
     }
@@ -145,6 +153,7 @@ async fn run() -> i32 {
         }
         Notice::Resumed { missed } => emit(json!({"type": "resumed", "missed": missed})),
         Notice::ResumeFailed => emit(json!({"type": "resume_failed"})),
+        _ => {}
     });
 
     client.start();

@@ -53,7 +53,7 @@ impl Backoff {
     }
 
     /// The delay of retry `retry` (1-based), jittered with `rng` when `jitter` is on.
-    pub fn delay(&self, retry: u32, rng: &mut Rng) -> Duration {
+    pub(crate) fn delay(&self, retry: u32, rng: &mut Rng) -> Duration {
         let base = self.base_delay(retry).as_millis() as u64;
         if !self.jitter || base == 0 {
             return Duration::from_millis(base);
@@ -65,16 +65,16 @@ impl Backoff {
 
 /// A small deterministic PRNG (SplitMix64), seeded from the config so tests are reproducible.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -83,7 +83,7 @@ impl Rng {
     }
 
     /// A number in `0..bound` (`0` when `bound` is 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         if bound == 0 {
             0
         } else {

@@ -209,11 +209,6 @@ impl Outbox {
         self.app_count
     }
 
-    /// Whether no application send is queued.
-    pub fn is_empty(&self) -> bool {
-        self.app_count == 0
-    }
-
     /// The bytes the queued application sends count against the bound.
     pub fn bytes(&self) -> usize {
         self.app_bytes

@@ -1,4 +1,5 @@
-//! The connection's public state ([`ConnectionState`]) and why it is disconnected ([`DisconnectReason`]).
+//! The connection's public state ([`ConnectionState`]), why it is disconnected
+//! ([`DisconnectReason`]), why it changed ([`Cause`]) and what broke a link ([`LinkError`]).
 
 use super::Instant;
 
@@ -87,6 +88,7 @@ impl ConnectionState {
 
 /// Why a connection is `disconnected`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// `connect()` has not been called yet.
     NotStarted,
@@ -151,6 +153,121 @@ impl std::fmt::Display for DisconnectReason {
                 "gave up after {retries} retries; last error: {last_error}"
             ),
             DisconnectReason::Paused => f.write_str("paused while the page is hidden"),
+        }
+    }
+}
+
+/// Why the state changed: carried by every [`Event::StateChanged`](super::Event::StateChanged),
+/// so every face can say why it is connecting, reconnecting or stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// `connect()` (or `reconnect()`) was called.
+    Connect,
+    /// The backoff delay ran out: the next retry starts.
+    Retry,
+    /// The network came back.
+    Online,
+    /// The page became visible again.
+    Visible,
+    /// The socket opened and `auth` was sent.
+    SocketOpen,
+    /// The server accepted the token.
+    Authenticated,
+    /// The link was lost (or could not be made) and will be retried: `reconnecting` says why.
+    Lost(LinkError),
+    /// The connection stopped: the same reason `disconnected` carries.
+    Stopped(DisconnectReason),
+}
+
+impl Cause {
+    /// A short machine-readable name: `connect`, `retry`, `online`, `visible`, `socket_open`,
+    /// `authenticated`, a [`LinkError::code`] or a [`DisconnectReason::code`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            Cause::Connect => "connect",
+            Cause::Retry => "retry",
+            Cause::Online => "online",
+            Cause::Visible => "visible",
+            Cause::SocketOpen => "socket_open",
+            Cause::Authenticated => "authenticated",
+            Cause::Lost(error) => error.code(),
+            Cause::Stopped(reason) => reason.code(),
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Connect => f.write_str("connect() was called"),
+            Cause::Retry => f.write_str("the retry delay ran out"),
+            Cause::Online => f.write_str("the network came back"),
+            Cause::Visible => f.write_str("the page became visible"),
+            Cause::SocketOpen => f.write_str("the socket opened"),
+            Cause::Authenticated => f.write_str("the server accepted the token"),
+            Cause::Lost(error) => error.fmt(f),
+            Cause::Stopped(reason) => reason.fmt(f),
+        }
+    }
+}
+
+/// What broke a link (or kept one from being made); every one of these is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The socket closed with a retryable code (1006 when it dropped without a close frame).
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// The socket failed (the driver's description).
+    Socket(String),
+    /// Token fetch plus socket open took longer than the connect timeout.
+    ConnectTimeout,
+    /// `authenticated` did not arrive in time (or the server reported an auth timeout).
+    AuthTimeout,
+    /// Nothing arrived for the server's heartbeat plus the grace.
+    HeartbeatTimeout {
+        /// How long the link was silent, in milliseconds.
+        silent_ms: u64,
+    },
+    /// The token provider failed.
+    TokenFetch(String),
+    /// The network went away (the client waits for it without spending retries).
+    Offline,
+}
+
+impl LinkError {
+    /// A short machine-readable name: `socket_closed`, `socket_error`, `connect_timeout`,
+    /// `auth_timeout`, `heartbeat_timeout`, `token_fetch_failed` or `offline`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LinkError::Closed { .. } => "socket_closed",
+            LinkError::Socket(_) => "socket_error",
+            LinkError::ConnectTimeout => "connect_timeout",
+            LinkError::AuthTimeout => "auth_timeout",
+            LinkError::HeartbeatTimeout { .. } => "heartbeat_timeout",
+            LinkError::TokenFetch(_) => "token_fetch_failed",
+            LinkError::Offline => "offline",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Closed { code, reason } => write!(f, "socket closed ({code}): {reason}"),
+            LinkError::Socket(message) => write!(f, "socket error: {message}"),
+            LinkError::ConnectTimeout => f.write_str("connect timed out"),
+            LinkError::AuthTimeout => f.write_str("auth timed out"),
+            LinkError::HeartbeatTimeout { silent_ms } => {
+                write!(f, "heartbeat timeout: no frame for {silent_ms} ms")
+            }
+            LinkError::TokenFetch(message) => write!(f, "token fetch failed: {message}"),
+            LinkError::Offline => f.write_str("offline"),
         }
     }
 }

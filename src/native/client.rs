@@ -1,11 +1,8 @@
 //! [`Client`]: the cloneable handle applications hold — commands, listeners, state and stats.
 
-use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::Stream;
 use serde::Serialize;
@@ -14,144 +11,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::ClientConfig;
 use super::driver::{self, Command};
-use crate::core::{Connection, ConnectionState, Input, Instant, Payload, SendId, Stats};
-use crate::error::{AckError, ClientError, SendError};
-use crate::events::{
-    dispatch, ClientEvent, ListenerId, Registry, ServerEvent, SharedRegistry, Topic,
-};
-
-/// A server event as listeners of every event see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    /// The event name.
-    pub event: String,
-    /// The payload as raw JSON: `data.decode::<T>()` or `data.to_value()`.
-    pub data: Payload,
-    /// The per-session sequence number.
-    pub seq: u64,
-}
-
-/// Something the client tells the application besides server events and state changes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Notice {
-    /// A send was acknowledged (`Ok`, with the ack's data) or failed.
-    Ack {
-        /// The send.
-        id: SendId,
-        /// Its outcome.
-        result: Result<Option<Value>, AckError>,
-    },
-    /// A problem that did not stop the connection.
-    Error(ClientError),
-    /// The session was resumed; `missed` events are replayed.
-    Resumed {
-        /// How many.
-        missed: u64,
-    },
-    /// The session could not be resumed: refetch what you show.
-    ResumeFailed,
-}
-
-/// One state change, with what a UI needs to show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateChange {
-    /// The state left.
-    pub from: ConnectionState,
-    /// The state entered.
-    pub to: ConnectionState,
-    /// How long until the next retry, when reconnecting with a timer.
-    pub retry_in: Option<Duration>,
-    /// Why: the failure that caused a `reconnecting`, or the reason of a `disconnected`.
-    pub reason: Option<String>,
-}
-
-/// Why a [`Client::request`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    /// The send was not taken.
-    #[error(transparent)]
-    Send(#[from] SendError),
-    /// The server rejected it, or its ack did not arrive in time.
-    #[error(transparent)]
-    Ack(#[from] AckError),
-    /// The client was shut down before the ack arrived.
-    #[error("the client shut down before the ack arrived")]
-    Closed,
-}
-
-pub(crate) type Listener = Arc<dyn Fn(&Message) + Send + Sync>;
-pub(crate) type NoticeListener = Arc<dyn Fn(&Notice) + Send + Sync>;
-type AckSender = oneshot::Sender<Result<Option<Value>, AckError>>;
-
-/// State shared by the handles and the driver task.
-pub(crate) struct Shared {
-    conn: Mutex<Connection>,
-    origin: tokio::time::Instant,
-    pub(crate) listeners: Mutex<Registry<Listener>>,
-    pub(crate) notices: Mutex<Registry<NoticeListener>>,
-    state_subscribers: Mutex<Vec<mpsc::UnboundedSender<StateChange>>>,
-    pending: Mutex<HashMap<SendId, AckSender>>,
-    request_timeout: Duration,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking listener never runs under these locks, so a poisoned one is still consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    pub(crate) fn now(&self) -> Instant {
-        Instant::from_millis(self.origin.elapsed().as_millis() as u64)
-    }
-
-    pub(crate) fn deadline(&self, at: Instant) -> tokio::time::Instant {
-        self.origin + Duration::from_millis(at.as_millis())
-    }
-
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.conn)
-    }
-
-    /// Runs `f` on the locked core with the current time.
-    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut Connection, Instant) -> T) -> T {
-        let now = self.now();
-        f(&mut self.conn(), now)
-    }
-
-    /// Feeds one input with the current time.
-    pub(crate) fn feed(&self, input: Input) {
-        self.with_conn(|conn, now| conn.handle_input(now, input));
-    }
-
-    pub(crate) fn publish_state(&self, change: StateChange) {
-        lock(&self.state_subscribers).retain(|tx| tx.send(change.clone()).is_ok());
-    }
-
-    pub(crate) fn settle(&self, id: SendId, result: &Result<Option<Value>, AckError>) {
-        if let Some(tx) = lock(&self.pending).remove(&id) {
-            let _ = tx.send(result.clone());
-        }
-    }
-
-    /// Calls every listener of `message.event`; a panicking listener is logged and skipped.
-    pub(crate) fn dispatch_message(&self, message: &Message) {
-        dispatch(&self.listeners, &message.event, |listener| {
-            if catch_unwind(AssertUnwindSafe(|| listener(message))).is_err() {
-                tracing::error!(event = %message.event, "a sockline listener panicked");
-            }
-        });
-    }
-
-    pub(crate) fn dispatch_notice(&self, notice: &Notice) {
-        dispatch(&self.notices, "", |listener| {
-            if catch_unwind(AssertUnwindSafe(|| listener(notice))).is_err() {
-                tracing::error!("a sockline notice listener panicked");
-            }
-        });
-    }
-}
+use super::shared::{Listener, NoticeListener, Shared};
+use super::types::{Message, Notice, RequestError, StateChange};
+use crate::core::{Connection, ConnectionState, Instant, Payload, SendId, Stats};
+use crate::error::SendError;
+use crate::events::{ClientEvent, ServerEvent};
+use crate::listeners::{ListenerId, SharedRegistry, Topic};
 
 /// The native client: a cheap, cloneable handle to one reconnecting connection driven by a
 /// tokio task. Dropping the last handle closes the socket with 1000 and ends the task.
@@ -204,22 +69,13 @@ impl Client {
     /// Starts the driver task without connecting: the client stays `disconnected`
     /// (`not_started`) until [`start`](Self::start). Must be called within a tokio runtime.
     pub fn new(config: ClientConfig) -> Client {
-        let origin = tokio::time::Instant::now();
-        let mut conn = Connection::new(config.connection.clone(), Instant::ZERO);
+        let mut conn = Connection::new(config.connection, Instant::ZERO);
         for room in &config.rooms {
             conn.join(Instant::ZERO, room);
         }
-        let shared = Arc::new(Shared {
-            conn: Mutex::new(conn),
-            origin,
-            listeners: Mutex::default(),
-            notices: Mutex::default(),
-            state_subscribers: Mutex::default(),
-            pending: Mutex::default(),
-            request_timeout: config.request_timeout,
-        });
+        let shared = Arc::new(Shared::new(conn));
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(driver::run(shared.clone(), receiver, config.token));
+        tokio::spawn(driver::run(shared.clone(), receiver, config.provider));
         Client { shared, commands }
     }
 
@@ -265,12 +121,10 @@ impl Client {
     ) -> Result<Option<Value>, RequestError> {
         let data = to_payload(data)?;
         let (tx, rx) = oneshot::channel();
-        self.command(|conn, now| {
-            let id = conn.request(now, event, &data, self.shared.request_timeout)?;
-            // Registered while the connection is locked: the ack cannot be handled before this.
-            lock(&self.shared.pending).insert(id, tx);
-            Ok::<_, SendError>(())
-        })?;
+        let now = self.shared.now();
+        let queued = self.shared.shell().request(now, event, &data, None, tx);
+        self.wake();
+        queued.map_err(|(error, _)| error)?;
         match rx.await {
             Ok(result) => Ok(result?),
             Err(_) => Err(RequestError::Closed),
@@ -336,19 +190,19 @@ impl Client {
 
     /// A stream of every state change from now on.
     pub fn states(&self) -> StateStream {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.shared.state_subscribers).push(tx);
-        StateStream { rx }
+        StateStream {
+            rx: self.shared.subscribe_states(),
+        }
     }
 
     /// The current state.
     pub fn state(&self) -> ConnectionState {
-        self.shared.conn().state().clone()
+        self.shared.shell().conn().state().clone()
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.conn().stats()
+        self.shared.shell().conn().stats()
     }
 
     /// Starts connecting (from `disconnected`, whatever the reason, with the backoff reset);

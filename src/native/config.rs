@@ -7,28 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ConnectionConfig;
-use crate::core::Backoff;
+use crate::core::{Backoff, ConnectionConfig, StaticToken};
 
 /// A boxed token future.
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
 
-/// Where the token comes from on every (re)connect.
+/// An async token provider, called before every connection attempt.
 #[derive(Clone)]
-pub enum TokenSource {
-    /// The same token every time.
-    Static(String),
-    /// An async provider called on every (re)connect (e.g. to refresh an expiring JWT).
-    Provider(Arc<dyn Fn() -> TokenFuture + Send + Sync>),
-}
+pub(crate) struct TokenProvider(pub(crate) Arc<dyn Fn() -> TokenFuture + Send + Sync>);
 
-impl fmt::Debug for TokenSource {
+impl fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the token.
-        match self {
-            TokenSource::Static(_) => f.write_str("Static(<redacted>)"),
-            TokenSource::Provider(_) => f.write_str("Provider(<fn>)"),
-        }
+        f.write_str("TokenProvider(<fn>)")
     }
 }
 
@@ -48,29 +38,30 @@ impl fmt::Debug for TokenSource {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub(crate) connection: ConnectionConfig,
-    pub(crate) token: TokenSource,
+    /// `None`: the static token in `connection` is used.
+    pub(crate) provider: Option<TokenProvider>,
     pub(crate) rooms: Vec<String>,
-    pub(crate) request_timeout: Duration,
 }
 
 impl ClientConfig {
-    /// The defaults of DESIGN §2, connecting to `url` with an empty token.
+    /// The defaults of [`ConnectionConfig::new`], connecting to `url` with an empty token.
     pub fn new(url: impl Into<String>) -> Self {
         let mut connection = ConnectionConfig::new(url);
         connection.seed = random_seed();
         // Native clients have no page to hide; nothing sends `Env(Hidden)`, but be explicit.
         connection.pause_when_hidden = false;
+        connection.token = Some(StaticToken::new(String::new()));
         ClientConfig {
             connection,
-            token: TokenSource::Static(String::new()),
+            provider: None,
             rooms: Vec::new(),
-            request_timeout: Duration::from_secs(10),
         }
     }
 
     /// Authenticates with the same `token` on every connect.
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = TokenSource::Static(token.into());
+        self.connection.token = Some(StaticToken::new(token));
+        self.provider = None;
         self
     }
 
@@ -82,10 +73,11 @@ impl ClientConfig {
         Fut: Future<Output = Result<String, E>> + Send + 'static,
         E: fmt::Display + 'static,
     {
-        self.token = TokenSource::Provider(Arc::new(move || {
+        self.provider = Some(TokenProvider(Arc::new(move || {
             let fut = provider();
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-        }));
+        })));
+        self.connection.token = None;
         self
     }
 
@@ -116,7 +108,7 @@ impl ClientConfig {
 
     /// How long [`Client::request`](super::Client::request) waits for its ack (10 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.connection.request_timeout = timeout;
         self
     }
 

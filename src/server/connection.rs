@@ -132,6 +132,9 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
         heartbeat_ms: u64::try_from(ctx.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
         resumed: attached.resumed,
         missed: attached.replay.len() as u64,
+        v: crate::protocol::PROTOCOL_VERSION,
+        expires_in_ms: None,
+        limits: None,
     };
     let mut splicer = Splicer::default();
     let mut sent = send_text(&mut ws, hello.encode()).await;
@@ -244,7 +247,7 @@ async fn await_auth(
                     return end(ws, Flow::Close(CloseCode::TOO_BIG, "frame too big")).await;
                 }
                 match ClientFrame::decode(text.as_str(), ctx.config.max_frame_bytes) {
-                    Ok(ClientFrame::Auth { token, resume }) => return Some((token, resume)),
+                    Ok(ClientFrame::Auth { token, resume, .. }) => return Some((token, resume)),
                     Ok(_) => "the first frame must be auth",
                     Err(_) => "the first frame must be a valid auth frame",
                 }
@@ -407,6 +410,7 @@ impl Live<'_> {
         };
         match frame {
             ClientFrame::Auth { .. } => self.invalid_frame("already authenticated").await,
+            ClientFrame::Refresh { .. } => self.invalid_frame("refresh is not supported").await,
             ClientFrame::Pong { t } => {
                 self.last_rtt = Some(now_ms().saturating_sub(t));
                 Flow::Continue
@@ -447,13 +451,7 @@ impl Live<'_> {
         let flow = self.invalid_frame(message).await;
         match (flow, send_id_prefix(text.as_str())) {
             (Flow::Continue, Some(id)) => {
-                let ack = ack_frame(
-                    id,
-                    Err(ErrorBody {
-                        code: "invalid_frame".to_owned(),
-                        message: message.to_owned(),
-                    }),
-                );
+                let ack = ack_frame(id, Err(ErrorBody::new("invalid_frame", message)));
                 self.send(ack).await
             }
             (flow, _) => flow,

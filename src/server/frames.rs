@@ -70,12 +70,12 @@ mod tests {
         let data = json!({"id": "n1", "text": "a \"quoted\" \n line"});
         let tail = tail("new_notification", &data, "2026-01-01T00:00:00.000Z");
         let mut splicer = Splicer::default();
-        for seq in [0, 7, u64::MAX] {
+        for seq in [1, 7, (1 << 53) - 1] {
             let frame = splicer.stored(seq, &tail).unwrap();
             assert_eq!(
                 ServerFrame::decode(frame.as_str(), usize::MAX).unwrap(),
                 ServerFrame::Event {
-                    seq,
+                    seq: Some(seq),
                     event: "new_notification".into(),
                     data: data.clone(),
                     ts: "2026-01-01T00:00:00.000Z".into(),

@@ -20,10 +20,7 @@ const MAX_ROOMS_PER_SESSION: usize = 100;
 type Outcome = Result<Option<Value>, ErrorBody>;
 
 fn error(code: &str, message: impl Into<String>) -> ErrorBody {
-    ErrorBody {
-        code: code.to_owned(),
-        message: message.into(),
-    }
+    ErrorBody::new(code, message)
 }
 
 /// A required non-empty string field of the event data.

@@ -8,15 +8,12 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::driver::{self, Shared};
 use super::js;
 use super::options::Options;
+use super::pump::{self, Pending, Shared};
 use crate::core::{Connection, Payload};
 use crate::error::SendError;
-use crate::events::{ListenerId, Topic};
-
-/// The request timeout when `request()` is given none.
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::listeners::{ListenerId, Topic};
 
 /// A reconnecting WebSocket client for the browser.
 ///
@@ -87,19 +84,19 @@ impl SocklineClient {
     ) -> Result<SocklineClient, JsValue> {
         let options = Options::parse(&options)?;
         let conn = Connection::new(options.config, js::now());
-        let shared = Shared::new(conn, options.token, options.debug);
+        let shared = Shared::new(conn, options.provider, options.debug);
         Ok(SocklineClient { shared })
     }
 
     /// Starts connecting (from `disconnected`, whatever the reason), with the backoff reset.
     pub fn connect(&self) -> Result<(), JsValue> {
-        driver::command(&self.shared, |conn, now| conn.connect(now)).ok_or_else(freed)
+        pump::command(&self.shared, |conn, now| conn.connect(now)).ok_or_else(freed)
     }
 
     /// Closes the socket and stays `disconnected` until the next `connect()`: neither the page
     /// becoming visible nor the network coming back undoes it.
     pub fn disconnect(&self) {
-        let _ = driver::command(&self.shared, |conn, now| conn.disconnect(now));
+        let _ = pump::command(&self.shared, |conn, now| conn.disconnect(now));
     }
 
     /// Joins `room` now if connected, else on the next session; it is re-joined after every
@@ -108,12 +105,12 @@ impl SocklineClient {
         if room.is_empty() {
             return Err(invalid("the room name must not be empty"));
         }
-        driver::command(&self.shared, |conn, now| conn.join(now, room)).ok_or_else(freed)
+        pump::command(&self.shared, |conn, now| conn.join(now, room)).ok_or_else(freed)
     }
 
     /// Leaves `room` and removes it from the room set.
     pub fn leave(&self, room: &str) -> Result<(), JsValue> {
-        driver::command(&self.shared, |conn, now| conn.leave(now, room)).ok_or_else(freed)
+        pump::command(&self.shared, |conn, now| conn.leave(now, room)).ok_or_else(freed)
     }
 
     /// Adds a listener for a server event (or `error`, `resumed`, `resume_failed`); returns the
@@ -125,7 +122,11 @@ impl SocklineClient {
         if self.shared.is_freed() {
             return Err(freed());
         }
-        let id = driver::add_listener(&self.shared, name, listener);
+        let id = self
+            .shared
+            .listeners
+            .borrow_mut()
+            .add(Topic::Named(name), listener);
         Ok(self.unsubscriber(id, false))
     }
 
@@ -176,7 +177,7 @@ impl SocklineClient {
     pub fn send(&self, name: JsValue, data: JsValue) -> Result<f64, JsValue> {
         let name = name_arg(&name)?;
         let data = to_payload(&data)?;
-        match driver::command(&self.shared, |conn, now| conn.send(now, &name, &data)) {
+        match pump::command(&self.shared, |conn, now| conn.send(now, &name, &data)) {
             None => Err(freed()),
             Some(Ok(id)) => Ok(id.0 as f64),
             Some(Err(e)) => Err(send_error(&e)),
@@ -202,26 +203,22 @@ impl SocklineClient {
         let name = name_arg(&name)?;
         let data = to_payload(&data)?;
         let timeout = match js::get(&options, "timeoutMs").as_f64() {
-            Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_millis(ms as u64),
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_millis(ms as u64)),
             Some(_) => return Err(invalid("`timeoutMs` must be a non-negative number")),
-            None => DEFAULT_REQUEST_TIMEOUT,
+            None => None,
         };
         let mut callbacks = None;
         let promise = Promise::new(&mut |resolve, reject| callbacks = Some((resolve, reject)));
         let (resolve, reject) = callbacks.ok_or_else(|| invalid("Promise executor did not run"))?;
-        let queued = {
-            let mut inner = self.shared.inner.try_borrow_mut().map_err(|_| freed())?;
-            if inner.freed {
-                return Err(freed());
-            }
-            inner.conn.request(js::now(), &name, &data, timeout)
-        };
+        let pending = Pending { resolve, reject };
+        let queued = pump::with_shell(&self.shared, |shell, now| {
+            shell.request(now, &name, &data, timeout, pending)
+        });
         match queued {
-            Ok(id) => self.shared.add_pending(id, resolve, reject),
-            Err(e) => return Err(send_error(&e)),
+            None => Err(freed()),
+            Some(Ok(_)) => Ok(promise),
+            Some(Err((e, _))) => Err(send_error(&e)),
         }
-        driver::pump(&self.shared);
-        Ok(promise)
     }
 
     /// The state's name: `disconnected`, `connecting`, `authenticating`, `connected` or
@@ -229,7 +226,7 @@ impl SocklineClient {
     #[wasm_bindgen(getter, unchecked_return_type = "ConnectionState")]
     pub fn state(&self) -> String {
         match self.shared.inner.try_borrow() {
-            Ok(inner) => String::from(inner.conn.state().name()),
+            Ok(inner) => String::from(inner.shell.conn().state().name()),
             Err(_) => String::from("disconnected"),
         }
     }
@@ -242,7 +239,7 @@ impl SocklineClient {
         let Ok(inner) = self.shared.inner.try_borrow() else {
             return out;
         };
-        let s = inner.conn.stats();
+        let s = inner.shell.conn().stats();
         drop(inner);
         js::set(&out, "state", &JsValue::from_str(s.state));
         js::set(

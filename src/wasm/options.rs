@@ -8,21 +8,14 @@ use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::js;
-use crate::config::ConnectionConfig;
-
-/// Where tokens come from.
-#[derive(Clone)]
-pub(crate) enum TokenSource {
-    /// The same token every time.
-    Static(String),
-    /// `getToken()`, called for every connection attempt; may return a string or a promise of one.
-    Provider(Function),
-}
+use crate::core::{ConnectionConfig, StaticToken};
 
 /// The parsed options.
 pub(crate) struct Options {
+    /// The core's config, with the static `token` in it when one was given.
     pub config: ConnectionConfig,
-    pub token: TokenSource,
+    /// `getToken()`, called for every connection attempt (a string or a promise of one).
+    pub provider: Option<Function>,
     pub debug: bool,
 }
 
@@ -116,11 +109,11 @@ impl Options {
                 invalid("`getToken` must be a function returning a Promise<string>")
             })?),
         };
-        let token = match (token, provider) {
-            (_, Some(f)) => TokenSource::Provider(f),
-            (Some(t), None) => TokenSource::Static(t),
+        match (token, &provider) {
+            (_, Some(_)) => {}
+            (Some(t), None) => config.token = Some(StaticToken::new(t)),
             (None, None) => return Err(invalid("one of `token` or `getToken` is required")),
-        };
+        }
 
         if let Some(backoff) = opt_object(options, "backoff", "backoff")? {
             if let Some(ms) = opt_ms(&backoff, "initialMs", "backoff.initialMs")? {
@@ -159,7 +152,7 @@ impl Options {
         let debug = opt_bool(options, "debug", "debug")?.unwrap_or(false);
         Ok(Options {
             config,
-            token,
+            provider,
             debug,
         })
     }

@@ -120,7 +120,9 @@ impl Legit {
         let mut client = Self::upgrade(addr, source).await;
         client
             .send(&ClientFrame::Auth {
+                v: 1,
                 token: token(user),
+                client: None,
                 resume: None,
             })
             .await;

@@ -177,7 +177,9 @@ impl WsClient {
         let mut client = Self::connect(addr).await;
         client
             .send(&ClientFrame::Auth {
+                v: 1,
                 token: token.to_owned(),
+                client: None,
                 resume,
             })
             .await;
@@ -277,13 +279,13 @@ impl WsClient {
         }
     }
 
-    /// The next `event` frame named `name`: (seq, data).
+    /// The next `event` frame named `name`: (seq, data); seq 0 for a volatile event.
     pub async fn recv_event(&mut self, name: &str) -> (u64, Value) {
         match self
             .recv_until(|f| matches!(f, ServerFrame::Event { event, .. } if event == name))
             .await
         {
-            ServerFrame::Event { seq, data, .. } => (seq, data),
+            ServerFrame::Event { seq, data, .. } => (seq.unwrap_or(0), data),
             _ => unreachable!(),
         }
     }

@@ -45,6 +45,7 @@ impl std::fmt::Display for JsonError {
 impl std::error::Error for JsonError {}
 
 /// Checks that `text` is exactly one JSON value (whitespace around it allowed).
+#[cfg(test)]
 pub fn validate(text: &str) -> Result<(), JsonError> {
     validate_at(text, 0)
 }

@@ -1,16 +1,47 @@
-//! [`ConnectionConfig`]: every tunable of the core with its default.
+//! [`ConnectionConfig`]: every tunable of the core with its default, and [`StaticToken`].
 
+use std::fmt;
 use std::time::Duration;
 
-use crate::core::Backoff;
+use super::Backoff;
 use crate::protocol::MAX_FRAME_BYTES;
 
-/// Configuration of a [`Connection`](crate::core::Connection). `ConnectionConfig::new(url)` gives
-/// the defaults of DESIGN §2; change fields as needed.
+/// A token that never prints: its `Debug` is `StaticToken(<redacted>)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticToken(String);
+
+impl StaticToken {
+    /// Wraps `token`.
+    pub fn new(token: impl Into<String>) -> Self {
+        StaticToken(token.into())
+    }
+
+    /// The token text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticToken(<redacted>)")
+    }
+}
+
+/// Configuration of a [`Connection`](super::Connection). `ConnectionConfig::new(url)` gives
+/// the defaults; change fields as needed. Drivers read their defaults from here too, so every
+/// face has the same ones.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ConnectionConfig {
     /// The WebSocket URL, e.g. `wss://example.com/ws`. The token never goes in it.
     pub url: String,
+    /// A token used for every connection attempt, answered by the core itself. `None` (the
+    /// default): the core asks the driver with [`Action::FetchToken`](super::Action::FetchToken)
+    /// before every attempt (an async provider).
+    pub token: Option<StaticToken>,
+    /// How long a request waits for its ack when it names no timeout (10 s).
+    pub request_timeout: Duration,
     /// The reconnect delay policy (1, 2, 4, 8, 16 s with equal jitter, cap 30 s, five retries).
     pub backoff: Backoff,
     /// How long token fetch plus socket open may take (20 s).
@@ -46,6 +77,8 @@ impl ConnectionConfig {
     pub fn new(url: impl Into<String>) -> Self {
         ConnectionConfig {
             url: url.into(),
+            token: None,
+            request_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(20),
             auth_timeout: Duration::from_secs(5),

@@ -1,0 +1,384 @@
+//! The client's serde-free codec: [`IncomingFrame::decode`] for what the server sends and
+//! [`encode`] for what the client sends, written over the crate's small JSON scanner so the
+//! browser build links no `serde_json`. They follow the same shapes and rules as the serde
+//! [`ServerFrame`](super::ServerFrame) and [`ClientFrame`](super::ClientFrame) (property tests
+//! hold them to the same answers and bytes), and the same range checks.
+
+use super::{check_size, invalid, is_wire_id, json, DecodeError, ErrorBody, SendLimits};
+
+/// A server frame as the client's hot path decodes it, without serde: the same shapes and
+/// rules as [`ServerFrame`](super::ServerFrame) (required fields, `#[serde(default)]`s, `null` for an `Option`,
+/// unknown fields ignored, a repeated field refused), but payloads (`data`) stay raw JSON text,
+/// validated and never parsed, so listeners decode them straight into their own types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingFrame {
+    /// `authenticated`.
+    Authenticated {
+        /// The authenticated user's id.
+        user_id: String,
+        /// The session id.
+        session: String,
+        /// How often the server pings, in milliseconds.
+        heartbeat_ms: u64,
+        /// Whether the requested session was resumed.
+        resumed: bool,
+        /// When resumed: how many events the server replays next (0 when absent).
+        missed: u64,
+        /// The protocol version the server speaks (1 when absent).
+        v: u32,
+        /// The token's remaining life (`None` when absent or `null`).
+        expires_in_ms: Option<u64>,
+        /// The send rate the server enforces (`None` when absent or `null`).
+        limits: Option<SendLimits>,
+    },
+    /// `auth_error`.
+    AuthError {
+        /// `invalid_token`, `expired` or `timeout`.
+        code: String,
+        /// A human-readable explanation (empty when absent).
+        message: String,
+    },
+    /// `event`.
+    Event {
+        /// Its per-session sequence number; `None` for a volatile event.
+        seq: Option<u64>,
+        /// Its name.
+        event: String,
+        /// Its payload: the JSON text the server sent (`null` when absent).
+        data: String,
+        /// When the server produced it (empty when absent).
+        ts: String,
+    },
+    /// `ack`.
+    Ack {
+        /// The `id` of the `send` being answered.
+        id: u64,
+        /// Whether the server accepted the send.
+        ok: bool,
+        /// The result value as JSON text (`None` when absent or `null`).
+        data: Option<String>,
+        /// Why the send failed (`None` when absent or `null`).
+        error: Option<ErrorBody>,
+    },
+    /// `error`.
+    Error {
+        /// A stable machine-readable code.
+        code: String,
+        /// A human-readable explanation (empty when absent).
+        message: String,
+    },
+    /// `ping`.
+    Ping {
+        /// The server's timestamp, echoed in the `pong`.
+        t: u64,
+        /// The round-trip time the server measured (`None` when absent or `null`).
+        rtt_ms: Option<u64>,
+    },
+    /// `refreshed`.
+    Refreshed {
+        /// The new token's remaining life, in milliseconds.
+        expires_in_ms: u64,
+    },
+}
+
+/// A frame's members, looked up by key.
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a str)>);
+
+impl<'a> Members<'a> {
+    /// The raw value of `key`, if present; a repeated key is an error (as for serde).
+    fn get(&self, key: &str) -> Result<Option<&'a str>, DecodeError> {
+        let mut found = None;
+        for (k, raw) in &self.0 {
+            if k == key {
+                if found.is_some() {
+                    return Err(invalid("duplicate field"));
+                }
+                found = Some(*raw);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The raw value of `key`, or `None` when absent or `null` (an `Option` field).
+    fn opt(&self, key: &str) -> Result<Option<&'a str>, DecodeError> {
+        Ok(self.get(key)?.filter(|raw| !json::is_null(raw)))
+    }
+
+    fn req(&self, key: &str) -> Result<&'a str, DecodeError> {
+        self.get(key)?.ok_or_else(|| invalid("missing field"))
+    }
+
+    fn string(&self, key: &str) -> Result<String, DecodeError> {
+        string(self.req(key)?)
+    }
+
+    /// A string that defaults to empty when absent (`null` is still an error, as for serde).
+    fn string_or_empty(&self, key: &str) -> Result<String, DecodeError> {
+        self.get(key)?.map_or(Ok(String::new()), string)
+    }
+
+    fn u64(&self, key: &str) -> Result<u64, DecodeError> {
+        number(self.req(key)?)
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, DecodeError> {
+        json::parse_bool(self.req(key)?).map_err(|e| invalid(e.reason()))
+    }
+}
+
+fn string(raw: &str) -> Result<String, DecodeError> {
+    json::parse_string(raw).map_err(|e| invalid(e.reason()))
+}
+
+fn number(raw: &str) -> Result<u64, DecodeError> {
+    json::parse_u64(raw).map_err(|e| invalid(e.reason()))
+}
+
+fn number_u32(raw: &str) -> Result<u32, DecodeError> {
+    u32::try_from(number(raw)?).map_err(|_| invalid("number out of range"))
+}
+
+/// A send id or event seq: 1 ..= 2^53 - 1.
+fn wire_id(raw: &str) -> Result<u64, DecodeError> {
+    let n = number(raw)?;
+    if is_wire_id(n) {
+        Ok(n)
+    } else {
+        Err(invalid("id out of range (1 ..= 2^53 - 1)"))
+    }
+}
+
+fn limits(raw: &str) -> Result<SendLimits, DecodeError> {
+    let m = Members(json::object_members(raw).map_err(|e| invalid(e.reason()))?);
+    Ok(SendLimits {
+        sends_per_s: number_u32(m.req("sends_per_s")?)?,
+        burst: number_u32(m.req("burst")?)?,
+    })
+}
+
+impl IncomingFrame {
+    /// Decodes a server frame, refusing frames above `limit` bytes. Bad input of any shape is
+    /// a [`DecodeError`] with a static message; nothing here formats or panics.
+    pub fn decode(text: &str, limit: usize) -> Result<Self, DecodeError> {
+        check_size(text, limit)?;
+        let m = Members(json::object_members(text).map_err(|e| invalid(e.reason()))?);
+        let kind = m
+            .get("type")?
+            .ok_or_else(|| invalid("missing field `type`"))?;
+        Ok(match string(kind)?.as_str() {
+            "authenticated" => IncomingFrame::Authenticated {
+                user_id: m.string("user_id")?,
+                session: m.string("session")?,
+                heartbeat_ms: m.u64("heartbeat_ms")?,
+                resumed: m.bool("resumed")?,
+                missed: m.get("missed")?.map_or(Ok(0), number)?,
+                v: m.get("v")?.map_or(Ok(1), number_u32)?,
+                expires_in_ms: m.opt("expires_in_ms")?.map(number).transpose()?,
+                limits: m.opt("limits")?.map(limits).transpose()?,
+            },
+            "auth_error" => IncomingFrame::AuthError {
+                code: m.string("code")?,
+                message: m.string_or_empty("message")?,
+            },
+            "event" => IncomingFrame::Event {
+                seq: m.opt("seq")?.map(wire_id).transpose()?,
+                event: m.string("event")?,
+                data: m.get("data")?.unwrap_or("null").to_owned(),
+                ts: m.string_or_empty("ts")?,
+            },
+            "ack" => IncomingFrame::Ack {
+                id: wire_id(m.req("id")?)?,
+                ok: m.bool("ok")?,
+                data: m.opt("data")?.map(str::to_owned),
+                error: match m.opt("error")? {
+                    None => None,
+                    Some(raw) => {
+                        let e =
+                            Members(json::object_members(raw).map_err(|e| invalid(e.reason()))?);
+                        Some(ErrorBody {
+                            code: e.string("code")?,
+                            message: e.string_or_empty("message")?,
+                            retry_after_ms: e.opt("retry_after_ms")?.map(number).transpose()?,
+                        })
+                    }
+                },
+            },
+            "error" => IncomingFrame::Error {
+                code: m.string("code")?,
+                message: m.string_or_empty("message")?,
+            },
+            "ping" => IncomingFrame::Ping {
+                t: m.u64("t")?,
+                rtt_ms: m.opt("rtt_ms")?.map(number).transpose()?,
+            },
+            "refreshed" => IncomingFrame::Refreshed {
+                expires_in_ms: m.u64("expires_in_ms")?,
+            },
+            _ => return Err(invalid("unknown frame type")),
+        })
+    }
+}
+
+/// The frames the client sends, encoded without serde, byte for byte as
+/// [`ClientFrame::encode`](super::ClientFrame::encode) would write them (the tests hold both to
+/// that).
+pub mod encode {
+    use crate::protocol::json::{write_string, write_u64};
+    use crate::protocol::{ResumePoint, PROTOCOL_VERSION};
+
+    /// `{"type":"auth","v":1,"token":…,"client":…,"resume":{"session":…,"seq":…}}` (no
+    /// `client` / `resume` when `None`).
+    pub fn auth(token: &str, client: Option<&str>, resume: Option<&ResumePoint>) -> String {
+        let mut out = String::from(r#"{"type":"auth","v":"#);
+        write_u64(&mut out, u64::from(PROTOCOL_VERSION));
+        out.push_str(r#","token":"#);
+        write_string(&mut out, token);
+        if let Some(client) = client {
+            out.push_str(r#","client":"#);
+            write_string(&mut out, client);
+        }
+        if let Some(resume) = resume {
+            out.push_str(r#","resume":{"session":"#);
+            write_string(&mut out, &resume.session);
+            out.push_str(r#","seq":"#);
+            write_u64(&mut out, resume.seq);
+            out.push('}');
+        }
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"refresh","token":…}`.
+    pub fn refresh(token: &str) -> String {
+        let mut out = String::from(r#"{"type":"refresh","token":"#);
+        write_string(&mut out, token);
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"send","id":…,"event":…,"data":…}` from the already-encoded event name and data.
+    pub fn send(id: u64, event_json: &str, data_json: &str) -> String {
+        let mut out = String::with_capacity(40 + event_json.len() + data_json.len());
+        out.push_str(r#"{"type":"send","id":"#);
+        write_u64(&mut out, id);
+        out.push_str(r#","event":"#);
+        out.push_str(event_json);
+        out.push_str(r#","data":"#);
+        out.push_str(data_json);
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"ack","seq":…}`.
+    pub fn ack(seq: u64) -> String {
+        let mut out = String::from(r#"{"type":"ack","seq":"#);
+        write_u64(&mut out, seq);
+        out.push('}');
+        out
+    }
+
+    /// `{"type":"pong","t":…}`.
+    pub fn pong(t: u64) -> String {
+        let mut out = String::from(r#"{"type":"pong","t":"#);
+        write_u64(&mut out, t);
+        out.push('}');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ClientFrame, ResumePoint, MAX_FRAME_BYTES};
+    use serde_json::json;
+
+    #[test]
+    fn incoming_events_keep_their_payload_raw() {
+        let text = r#"{"type":"event","seq":3,"event":"x","data":{"a": [1, 2]},"ts":"t"}"#;
+        match IncomingFrame::decode(text, MAX_FRAME_BYTES).unwrap() {
+            IncomingFrame::Event {
+                seq,
+                event,
+                data,
+                ts,
+            } => {
+                assert_eq!(
+                    (seq, event.as_str(), data.as_str(), ts.as_str()),
+                    (Some(3), "x", r#"{"a": [1, 2]}"#, "t")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            IncomingFrame::decode(r#"{"type":"ping","t":1}"#, MAX_FRAME_BYTES),
+            Ok(IncomingFrame::Ping { t: 1, rtt_ms: None })
+        );
+        for bad in [
+            r#"{"type":"event","seq":1}"#,
+            r#"{"seq":1}"#,
+            "[",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"event","seq":0,"event":"x"}"#,
+            r#"{"type":"event","seq":18446744073709551615,"event":"x"}"#,
+            r#"{"type":"event","seq":9007199254740992,"event":"x"}"#,
+            r#"{"type":"ack","id":0,"ok":true}"#,
+        ] {
+            assert!(
+                IncomingFrame::decode(bad, MAX_FRAME_BYTES).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn volatile_events_have_no_seq() {
+        for text in [
+            r#"{"type":"event","event":"typing_update","data":{}}"#,
+            r#"{"type":"event","seq":null,"event":"typing_update","data":{}}"#,
+        ] {
+            assert!(matches!(
+                IncomingFrame::decode(text, MAX_FRAME_BYTES),
+                Ok(IncomingFrame::Event { seq: None, .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn client_encoders_write_what_serde_writes() {
+        let resume = ResumePoint {
+            session: "s\"1".into(),
+            seq: u64::MAX,
+        };
+        let client = "c".repeat(16);
+        for (token, client, resume) in [
+            ("t", None, None),
+            ("a\u{1}\n\"é", Some(client.as_str()), Some(&resume)),
+        ] {
+            let frame = ClientFrame::Auth {
+                v: 1,
+                token: token.into(),
+                client: client.map(str::to_owned),
+                resume: resume.cloned(),
+            };
+            assert_eq!(encode::auth(token, client, resume), frame.encode());
+        }
+        let send = ClientFrame::Send {
+            id: 17,
+            event: "message".into(),
+            data: json!({"text":"hi"}),
+        };
+        assert_eq!(
+            encode::send(17, r#""message""#, r#"{"text":"hi"}"#),
+            send.encode()
+        );
+        assert_eq!(encode::ack(42), ClientFrame::Ack { seq: 42 }.encode());
+        assert_eq!(encode::pong(0), ClientFrame::Pong { t: 0 }.encode());
+        assert_eq!(
+            encode::refresh("t\""),
+            ClientFrame::Refresh {
+                token: "t\"".into()
+            }
+            .encode()
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The page listeners, as RAII `gloo-events` listeners removed on drop: `visibilitychange` →
+//! `Env(Hidden | Visible)`, `online`/`offline` → `Env(Online | Offline)`, and
+//! `pagehide`/`pageshow` → `Env(Offline | Online)` so a page entering the back-forward cache
+//! closes its socket (an open socket makes a page ineligible) and reconnects when restored.
+//! Like the socket, it only knows the callback it was given.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use gloo_events::EventListener;
+use wasm_bindgen::JsCast;
+use web_sys::{PageTransitionEvent, VisibilityState};
+
+use super::js;
+use crate::core::Env;
+
+/// The installed listeners; dropping this removes them.
+pub(crate) struct PageListeners {
+    listeners: Vec<EventListener>,
+    closures: Rc<Cell<u32>>,
+}
+
+impl PageListeners {
+    /// Installs the listeners (none outside a window, e.g. in a worker) and returns them with
+    /// the page's state right now (`Hidden`, `Offline`) for the caller to feed.
+    pub(crate) fn install(on_env: Rc<dyn Fn(Env)>, closures: Rc<Cell<u32>>) -> (Self, Vec<Env>) {
+        let mut listeners = Vec::new();
+        let mut now = Vec::new();
+        if let Some(window) = web_sys::window() {
+            if let Some(document) = window.document() {
+                let (on, doc) = (on_env.clone(), document.clone());
+                listeners.push(EventListener::new(
+                    &document,
+                    "visibilitychange",
+                    move |_| {
+                        on(if doc.visibility_state() == VisibilityState::Hidden {
+                            Env::Hidden
+                        } else {
+                            Env::Visible
+                        });
+                    },
+                ));
+                if document.visibility_state() == VisibilityState::Hidden {
+                    now.push(Env::Hidden);
+                }
+            }
+            for (kind, env) in [
+                ("online", Env::Online),
+                ("offline", Env::Offline),
+                ("pagehide", Env::Offline),
+            ] {
+                let on = on_env.clone();
+                listeners.push(EventListener::new(&window, kind, move |_| on(env)));
+            }
+            let (on, win) = (on_env, window.clone());
+            listeners.push(EventListener::new(&window, "pageshow", move |e| {
+                let restored = e
+                    .dyn_ref::<PageTransitionEvent>()
+                    .is_some_and(PageTransitionEvent::persisted);
+                if restored && navigator_online(&win) {
+                    on(Env::Online);
+                }
+            }));
+            if !navigator_online(&window) {
+                now.push(Env::Offline);
+            }
+        }
+        closures.set(closures.get() + listeners.len() as u32);
+        (
+            PageListeners {
+                listeners,
+                closures,
+            },
+            now,
+        )
+    }
+
+    /// How many listeners are installed.
+    pub(crate) fn len(&self) -> usize {
+        self.listeners.len()
+    }
+}
+
+impl Drop for PageListeners {
+    fn drop(&mut self) {
+        let n = self.listeners.len() as u32;
+        self.closures.set(self.closures.get().saturating_sub(n));
+    }
+}
+
+fn navigator_online(window: &web_sys::Window) -> bool {
+    js::get(&js::get(window, "navigator"), "onLine")
+        .as_bool()
+        .unwrap_or(true)
+}

@@ -1,0 +1,360 @@
+//! The browser driver's loop: [`Shared`] (the shell behind a `RefCell`, the sockets, the single
+//! timer, the page listeners), feeding inputs, running commands, and the pump that drains the
+//! shell, performs the actions, hands the outputs to `deliver` and re-arms the timer.
+//!
+//! Every closure handed to the browser holds only a `Weak<Shared>`, so the client can be freed
+//! (by `free()` or, with `--weak-refs`, by the garbage collector) while sockets, timers or
+//! promises still point at it. User code (listeners, `getToken`, promise callbacks) runs with
+//! no `RefCell` borrow held, and its exceptions are caught: a listener may call `send()`,
+//! `disconnect()` or even `free()` straight back.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::deliver::deliver;
+use super::js;
+use super::page::PageListeners;
+use super::socket::Socket;
+use crate::core::{Action, Connection, Input, Instant, RequestId, SocketId, Transport};
+use crate::listeners::Registry;
+use crate::shell::{Batch, Shell};
+
+/// A pending `request()`'s promise callbacks.
+pub(crate) struct Pending {
+    pub(crate) resolve: Function,
+    pub(crate) reject: Function,
+}
+
+/// Everything one client owns; closures reach it through `Weak<Shared>`.
+pub(crate) struct Shared {
+    pub(crate) inner: RefCell<Inner>,
+    /// `on(name, cb)` listeners.
+    pub(crate) listeners: RefCell<Registry<Function>>,
+    /// `onState(cb)` listeners.
+    pub(crate) state_listeners: RefCell<Registry<Function>>,
+    /// Set while [`pump`] runs: a nested call (from a listener) leaves the draining to it.
+    pumping: Cell<bool>,
+    /// Live closures this client has handed to the browser (debug hook, see `stats()`).
+    closures: Rc<Cell<u32>>,
+}
+
+/// The mutable state behind the `RefCell`.
+pub(crate) struct Inner {
+    pub(crate) shell: Shell<Pending>,
+    /// `getToken()`; `None` when the config holds a static token.
+    provider: Option<Function>,
+    /// The socket the core asked for (one at a time; a stale one is closed before the next).
+    socket: Option<(SocketId, Socket)>,
+    /// The armed timer and the deadline it is for.
+    timer: Option<(Instant, Timeout)>,
+    page: Option<PageListeners>,
+    /// `getToken()` promises not settled yet.
+    token_fetches: u32,
+    pub(crate) debug: bool,
+    /// `free()` ran: every method is refused, every late callback ignored.
+    pub(crate) freed: bool,
+}
+
+/// The driver's counters for `stats().debug`.
+pub(crate) struct DebugCounts {
+    pub(crate) closures: u32,
+    pub(crate) sockets: usize,
+    pub(crate) page_listeners: usize,
+    pub(crate) listeners: usize,
+    pub(crate) state_listeners: usize,
+    pub(crate) pending_requests: usize,
+    pub(crate) token_fetches: u32,
+    pub(crate) timer_armed: bool,
+}
+
+impl Shared {
+    /// A client in `disconnected`, with the page listeners installed.
+    pub(crate) fn new(conn: Connection, provider: Option<Function>, debug: bool) -> Rc<Shared> {
+        let shared = Rc::new(Shared {
+            inner: RefCell::new(Inner {
+                shell: Shell::new(conn),
+                provider,
+                socket: None,
+                timer: None,
+                page: None,
+                token_fetches: 0,
+                debug,
+                freed: false,
+            }),
+            listeners: RefCell::default(),
+            state_listeners: RefCell::default(),
+            pumping: Cell::new(false),
+            closures: Rc::new(Cell::new(0)),
+        });
+        let weak = Rc::downgrade(&shared);
+        let on_env = Rc::new(move |env| feed(&weak, Input::Env(env)));
+        let (page, now) = PageListeners::install(on_env, shared.closures.clone());
+        shared.inner.borrow_mut().page = Some(page);
+        for env in now {
+            feed_shared(&shared, Input::Env(env));
+        }
+        shared
+    }
+
+    /// Whether `free()` ran.
+    pub(crate) fn is_freed(&self) -> bool {
+        self.inner.borrow().freed
+    }
+
+    /// Counters for the leak checks.
+    pub(crate) fn debug_counts(&self) -> DebugCounts {
+        let inner = self.inner.borrow();
+        DebugCounts {
+            closures: self.closures.get(),
+            sockets: usize::from(inner.socket.is_some()),
+            page_listeners: inner.page.as_ref().map_or(0, PageListeners::len),
+            listeners: self.listeners.borrow().len(),
+            state_listeners: self.state_listeners.borrow().len(),
+            pending_requests: inner.shell.pending_requests(),
+            token_fetches: inner.token_fetches,
+            timer_armed: inner.timer.is_some(),
+        }
+    }
+
+    /// Releases everything the browser holds for this client: the socket (closed with 1000),
+    /// the timer, the page listeners, the listeners; pending requests are rejected with `freed`.
+    pub(crate) fn shutdown(&self) {
+        let (socket, timer, page, pending) = {
+            let Ok(mut inner) = self.inner.try_borrow_mut() else {
+                return;
+            };
+            if inner.freed {
+                return;
+            }
+            inner.freed = true;
+            (
+                inner.socket.take(),
+                inner.timer.take(),
+                inner.page.take(),
+                inner.shell.take_pending(),
+            )
+        };
+        drop((socket, timer, page));
+        if let Ok(mut l) = self.listeners.try_borrow_mut() {
+            *l = Registry::default();
+        }
+        if let Ok(mut l) = self.state_listeners.try_borrow_mut() {
+            *l = Registry::default();
+        }
+        let err = js::error(
+            "freed",
+            "the client was freed before the request was acknowledged",
+        );
+        for p in pending {
+            let _ = p.reject.call1(&JsValue::UNDEFINED, &err);
+        }
+    }
+}
+
+/// Feeds `input` now and runs the drain rule, if the client is still alive.
+pub(crate) fn feed(weak: &Weak<Shared>, input: Input) {
+    if let Some(shared) = weak.upgrade() {
+        feed_shared(&shared, input);
+    }
+}
+
+/// Feeds `input` now and runs the drain rule.
+pub(crate) fn feed_shared(shared: &Rc<Shared>, input: Input) {
+    // `None`: freed, or the core is borrowed by a running call that will drain it.
+    let _ = command(shared, |conn, now| conn.handle_input(now, input));
+}
+
+/// Runs a command against the shell (borrow held only for `f`), then the drain rule.
+/// Returns `None` after `free()`.
+pub(crate) fn with_shell<T>(
+    shared: &Rc<Shared>,
+    f: impl FnOnce(&mut Shell<Pending>, Instant) -> T,
+) -> Option<T> {
+    let out = {
+        let mut inner = shared.inner.try_borrow_mut().ok()?;
+        if inner.freed {
+            return None;
+        }
+        f(&mut inner.shell, js::now())
+    };
+    pump(shared);
+    Some(out)
+}
+
+/// Runs a command against the core, then the drain rule. Returns `None` after `free()`.
+pub(crate) fn command<T>(
+    shared: &Rc<Shared>,
+    f: impl FnOnce(&mut Connection, Instant) -> T,
+) -> Option<T> {
+    with_shell(shared, |shell, now| f(shell.conn_mut(), now))
+}
+
+/// The drain rule: drain the shell, perform every action, deliver every output (borrow
+/// released), repeat until nothing is left, then re-arm the timer. Re-entrant calls (from
+/// listeners) return at once and leave the work to the running loop.
+pub(crate) fn pump(shared: &Rc<Shared>) {
+    if shared.pumping.replace(true) {
+        return;
+    }
+    let mut batch = Batch::default();
+    loop {
+        let token_requests = {
+            let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+                break;
+            };
+            if inner.freed {
+                break;
+            }
+            inner.shell.drain(js::now(), &mut batch);
+            if batch.is_empty() {
+                rearm(shared, &mut inner, batch.deadline);
+                break;
+            }
+            perform(shared, &mut inner, &mut batch.actions)
+        };
+        for request in token_requests {
+            fetch_token(shared, request);
+        }
+        for output in batch.outputs.drain(..) {
+            if shared.is_freed() {
+                break;
+            }
+            deliver(shared, output);
+        }
+    }
+    shared.pumping.set(false);
+}
+
+/// Performs the actions; returns the token fetches that need user code (`getToken`).
+fn perform(shared: &Rc<Shared>, inner: &mut Inner, actions: &mut Vec<Action>) -> Vec<RequestId> {
+    let mut token_requests = Vec::new();
+    for action in actions.drain(..) {
+        match action {
+            Action::OpenSocket { socket, url } => {
+                let weak = Rc::downgrade(shared);
+                let on_event = Rc::new(move |t| on_socket(&weak, socket, t));
+                match Socket::open(&url, on_event, shared.closures.clone()) {
+                    Ok(ws) => inner.socket = Some((socket, ws)),
+                    Err(e) => {
+                        let error = Transport::Error(js::describe(&e));
+                        let conn = inner.shell.conn_mut();
+                        conn.handle_input(js::now(), Input::Transport(socket, error));
+                    }
+                }
+            }
+            Action::SendFrame { socket, text } => {
+                let sent = match &inner.socket {
+                    Some((id, ws)) if *id == socket => ws.send(&text).map_err(|e| js::describe(&e)),
+                    _ => Err(String::from("socket is gone")),
+                };
+                if let Err(error) = sent {
+                    let conn = inner.shell.conn_mut();
+                    conn.handle_input(js::now(), Input::Transport(socket, Transport::Error(error)));
+                }
+            }
+            Action::CloseSocket {
+                socket,
+                code,
+                reason,
+            } => {
+                if inner.socket.as_ref().is_some_and(|(id, _)| *id == socket) {
+                    if let Some((_, ws)) = inner.socket.take() {
+                        ws.close(code, &reason);
+                    }
+                }
+            }
+            Action::FetchToken { request } => token_requests.push(request),
+        }
+    }
+    token_requests
+}
+
+/// A socket's event: a closed socket is dropped first (wasm-bindgen keeps a closure alive until
+/// its running call returns), then the core hears it.
+fn on_socket(weak: &Weak<Shared>, socket: SocketId, transport: Transport) {
+    let Some(shared) = weak.upgrade() else { return };
+    if matches!(transport, Transport::Closed { .. }) {
+        let gone = shared.inner.try_borrow_mut().ok().and_then(|mut inner| {
+            inner
+                .socket
+                .take_if(|(id, _)| *id == socket)
+                .map(|(_, ws)| ws)
+        });
+        drop(gone);
+    }
+    feed_shared(&shared, Input::Transport(socket, transport));
+}
+
+/// Re-arms the single timer to `deadline`, if it moved.
+fn rearm(shared: &Rc<Shared>, inner: &mut Inner, deadline: Option<Instant>) {
+    let Some(at) = deadline else {
+        if inner.timer.take().is_some() {
+            shared.closures.set(shared.closures.get().saturating_sub(1));
+        }
+        return;
+    };
+    if inner.timer.as_ref().is_some_and(|(armed, _)| *armed == at) {
+        return;
+    }
+    let delay = at.as_millis().saturating_sub(js::now().as_millis());
+    // setTimeout takes a signed 32-bit delay; a longer one would fire at once.
+    let delay = u32::try_from(delay.min(i32::MAX as u64)).unwrap_or(0);
+    let weak = Rc::downgrade(shared);
+    let timeout = Timeout::new(delay, move || {
+        let Some(shared) = weak.upgrade() else { return };
+        let fired = shared
+            .inner
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut inner| inner.timer.take());
+        if fired.is_some() {
+            shared.closures.set(shared.closures.get().saturating_sub(1));
+        }
+        drop(fired);
+        feed_shared(&shared, Input::Timeout);
+    });
+    if inner.timer.replace((at, timeout)).is_none() {
+        shared.closures.set(shared.closures.get() + 1);
+    }
+}
+
+/// Calls `getToken()` (no borrow held) and feeds its answer, now or when its promise settles.
+fn fetch_token(shared: &Rc<Shared>, request: RequestId) {
+    let Some(provider) = shared.inner.borrow().provider.clone() else {
+        // Unreachable with parsed options (a static token or `getToken`), but never hang.
+        let error = String::from("no token configured");
+        return feed_shared(shared, Input::TokenFetched(request, Err(error)));
+    };
+    let returned = match provider.call0(&JsValue::UNDEFINED) {
+        Ok(value) => value,
+        Err(e) => {
+            let error = String::from("getToken threw: ") + &js::describe(&e);
+            return feed_shared(shared, Input::TokenFetched(request, Err(error)));
+        }
+    };
+    if let Some(token) = returned.as_string() {
+        return feed_shared(shared, Input::TokenFetched(request, Ok(token)));
+    }
+    let promise = Promise::resolve(&returned);
+    shared.inner.borrow_mut().token_fetches += 1;
+    let weak = Rc::downgrade(shared);
+    wasm_bindgen_futures::spawn_local(async move {
+        let settled = JsFuture::from(promise).await;
+        let Some(shared) = weak.upgrade() else { return };
+        if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+            inner.token_fetches = inner.token_fetches.saturating_sub(1);
+        }
+        let result = match settled {
+            Ok(v) => v
+                .as_string()
+                .ok_or_else(|| String::from("getToken did not resolve to a string")),
+            Err(e) => Err(String::from("getToken rejected: ") + &js::describe(&e)),
+        };
+        feed_shared(&shared, Input::TokenFetched(request, result));
+    });
+}

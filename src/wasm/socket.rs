@@ -1,0 +1,102 @@
+//! One browser `WebSocket` and the closures it calls, as one RAII value: the closures hand every
+//! [`Transport`] to the callback given at [`Socket::open`], and dropping the `Socket` detaches
+//! them and closes the socket (1000). It never sees the pump: the callback is its only way out.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::core::Transport;
+
+/// Closures each socket owns (`onopen`, `onmessage`, `onclose`).
+const SOCKET_CLOSURES: u32 = 3;
+
+/// Longest close reason a browser accepts, in UTF-8 bytes.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// An open (or opening) socket; see the [module docs](self).
+#[must_use = "dropping the socket closes it"]
+pub(crate) struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn Fn()>,
+    _on_message: Closure<dyn Fn(MessageEvent)>,
+    _on_close: Closure<dyn Fn(CloseEvent)>,
+    /// The client's count of live closures (a debug hook for leak checks).
+    closures: Rc<Cell<u32>>,
+}
+
+impl Socket {
+    /// Opens a socket to `url`; every event goes to `on_event`.
+    pub(crate) fn open(
+        url: &str,
+        on_event: Rc<dyn Fn(Transport)>,
+        closures: Rc<Cell<u32>>,
+    ) -> Result<Socket, JsValue> {
+        let ws = WebSocket::new(url)?;
+        let on = on_event.clone();
+        let on_open = Closure::<dyn Fn()>::new(move || on(Transport::Opened));
+        let on = on_event.clone();
+        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
+            on(match e.data().as_string() {
+                Some(text) => Transport::Frame(text),
+                None => Transport::Binary,
+            });
+        });
+        let on_close = Closure::<dyn Fn(CloseEvent)>::new(move |e: CloseEvent| {
+            on_event(Transport::Closed {
+                code: e.code(),
+                reason: e.reason(),
+            });
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        closures.set(closures.get() + SOCKET_CLOSURES);
+        Ok(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+            closures,
+        })
+    }
+
+    /// Sends a text frame; `Err` with the browser's reason.
+    pub(crate) fn send(&self, text: &str) -> Result<(), JsValue> {
+        self.ws.send_with_str(text)
+    }
+
+    /// Closes with `code` and `reason` (cut to what browsers accept), then drops the closures.
+    pub(crate) fn close(self, code: u16, reason: &str) {
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Browsers accept only 1000 and 3000-4999 from scripts; fall back to a plain close.
+        if self
+            .ws
+            .close_with_code_and_reason(code, reason.get(..end).unwrap_or_default())
+            .is_err()
+        {
+            let _ = self.ws.close();
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let state = self.ws.ready_state();
+        if state == WebSocket::CONNECTING || state == WebSocket::OPEN {
+            // 1000, as everywhere else: a bare close() would reach the server as 1005.
+            let _ = self.ws.close_with_code(1000);
+        }
+        self.closures
+            .set(self.closures.get().saturating_sub(SOCKET_CLOSURES));
+    }
+}
