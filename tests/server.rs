@@ -948,6 +948,7 @@ fn the_help_documents_every_limit_with_its_default() {
         ("--replay-budget-bytes", "268435456"),
         ("--replay-user-bytes", "1048576"),
         ("--unread-budget-bytes", "33554432"),
+        ("--announce-max-members", "100"),
     ] {
         let at = help
             .find(flag)

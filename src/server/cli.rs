@@ -81,6 +81,9 @@ pub struct Args {
     /// Bytes of unread-notification ids kept for all users together; over it the user notified least recently loses their unread list first.
     #[arg(long, value_name = "BYTES", default_value_t = crate::server::DEFAULT_UNREAD_BUDGET_BYTES)]
     pub unread_budget_bytes: usize,
+    /// Rooms announce joins and leaves (volatile user_joined/user_left events) only while they have at most this many members; 0 turns announcements off.
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_ANNOUNCE_MAX_MEMBERS)]
+    pub announce_max_members: usize,
     /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key` [default: off].
     #[arg(long)]
     pub dev: bool,
@@ -142,6 +145,7 @@ impl Args {
             replay_budget_bytes: self.replay_budget_bytes,
             replay_user_bytes: self.replay_user_bytes,
             unread_budget_bytes: self.unread_budget_bytes,
+            announce_max_members: self.announce_max_members,
             dev: self.dev,
             jwt_secret,
             server_key,
@@ -249,6 +253,7 @@ mod tests {
         assert_eq!(config.replay_budget_bytes, 256 << 20);
         assert_eq!(config.replay_user_bytes, 1 << 20);
         assert_eq!(config.unread_budget_bytes, 32 << 20);
+        assert_eq!(config.announce_max_members, 100);
         assert!(config.allowed_origins.is_empty() && config.static_dir.is_none() && !config.dev);
     }
 }

@@ -36,6 +36,8 @@ pub const DEFAULT_MAX_UNAUTHED_PER_IP: usize = 256;
 pub const DEFAULT_REPLAY_BUDGET_BYTES: usize = 256 << 20;
 /// Default replay bytes one user's sessions may hold together (counted at full size).
 pub const DEFAULT_REPLAY_USER_BYTES: usize = 1 << 20;
+/// Default room size up to which joins and leaves are announced (`user_joined`/`user_left`).
+pub const DEFAULT_ANNOUNCE_MAX_MEMBERS: usize = 100;
 /// Default global budget for unread-notification ids kept for users.
 pub const DEFAULT_UNREAD_BUDGET_BYTES: usize = 32 << 20;
 
@@ -87,6 +89,10 @@ pub struct ServerConfig {
     /// Bytes of unread-notification ids kept for all users together; over it the user whose
     /// unread list was touched least recently loses it first.
     pub unread_budget_bytes: usize,
+    /// Rooms announce joins and leaves (volatile `user_joined`/`user_left`) only while they
+    /// have at most this many members; 0 turns announcements off. Larger rooms stay quiet so a
+    /// join costs O(1); members ask `get_room_members` instead.
+    pub announce_max_members: usize,
     /// Demo mode: serves `GET /dev/token?user=ID`.
     pub dev: bool,
     /// HS256 secret that `auth` tokens are verified with.
@@ -118,6 +124,7 @@ impl ServerConfig {
             replay_budget_bytes: DEFAULT_REPLAY_BUDGET_BYTES,
             replay_user_bytes: DEFAULT_REPLAY_USER_BYTES,
             unread_budget_bytes: DEFAULT_UNREAD_BUDGET_BYTES,
+            announce_max_members: DEFAULT_ANNOUNCE_MAX_MEMBERS,
             dev: false,
             jwt_secret: "test-secret".to_owned(),
             server_key: "test-key".to_owned(),

@@ -325,6 +325,7 @@ impl Live<'_> {
                     Some(frame) => Some(frame),
                     None => continue,
                 },
+                Some(Outgoing::Frame(frame)) => Some(frame),
                 None => None,
             };
             let last = write.is_none();

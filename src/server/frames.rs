@@ -4,13 +4,15 @@
 //! An `event` frame is `{"type":"event","seq":N` followed by the tail
 //! `,"event":…,"data":…,"ts":"…"}`. The tail is encoded once per fan-out and shared (`Bytes`) by
 //! every session's replay entry and socket queue; each socket task splices its `seq` in front
-//! of it in a scratch buffer it reuses ([`Splicer`]).
+//! of it in a scratch buffer it reuses ([`Splicer`]). A volatile event (no `seq`, never stored)
+//! is one complete frame shared by every receiver ([`volatile_frame`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
 const STORED_PREFIX: &[u8] = br#"{"type":"event","seq":"#;
+const VOLATILE_PREFIX: &[u8] = br#"{"type":"event""#;
 
 /// Encodes `,"event":…,"data":…,"ts":"…"}` for one fan-out.
 pub(crate) fn tail(event: &str, data: &Value, ts: &str) -> Bytes {
@@ -24,6 +26,16 @@ pub(crate) fn tail(event: &str, data: &Value, ts: &str) -> Bytes {
     out.extend_from_slice(ts.as_bytes());
     out.extend_from_slice(b"\"}");
     Bytes::from(out)
+}
+
+/// The whole frame of a volatile event: `{"type":"event"` then the tail, without a `seq`
+/// (PROTOCOL.md §4: such an event is never buffered, replayed or acknowledged).
+pub(crate) fn volatile_frame(tail: &[u8]) -> Utf8Bytes {
+    let mut out = Vec::with_capacity(VOLATILE_PREFIX.len() + tail.len());
+    out.extend_from_slice(VOLATILE_PREFIX);
+    out.extend_from_slice(tail);
+    // Both parts are JSON text; the fallback is never taken.
+    Utf8Bytes::try_from(out).unwrap_or_else(|_| Utf8Bytes::from_static(r#"{"type":"event"}"#))
 }
 
 /// A socket's scratch buffer for splicing stored events; after the first frames it allocates no
@@ -82,6 +94,21 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_volatile_frame_has_no_seq() {
+        let data = json!({"room": "chat:1", "user": "u1"});
+        let frame = volatile_frame(&tail("user_joined", &data, "t"));
+        assert_eq!(
+            ServerFrame::decode(frame.as_str(), usize::MAX).unwrap(),
+            ServerFrame::Event {
+                seq: None,
+                event: "user_joined".into(),
+                data,
+                ts: "t".into(),
+            }
+        );
     }
 
     #[test]

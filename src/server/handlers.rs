@@ -15,6 +15,8 @@ use crate::protocol::{ErrorBody, ServerFrame};
 const MAX_ROOM_NAME: usize = 128;
 /// Rooms one session may be in, its own user room included.
 const MAX_ROOMS_PER_SESSION: usize = 100;
+/// Users listed at most by `get_room_members` (the count is always exact).
+const MAX_MEMBERS_LISTED: usize = 1_000;
 
 /// The outcome of one client event: the ack's `data`, or its `error`.
 type Outcome = Result<Option<Value>, ErrorBody>;
@@ -84,6 +86,7 @@ impl Hub {
             "typing_stop" => self.on_typing(caller, data, false),
             "mark_notification_read" => self.on_unread_removed(caller, data, "notification_read"),
             "delete_notification" => self.on_unread_removed(caller, data, "notification_deleted"),
+            "get_room_members" => self.on_room_members(caller, data),
             "get_unread_count" => Ok(Some(
                 json!({ "count": self.users.unread_count(caller.user) }),
             )),
@@ -108,8 +111,7 @@ impl Hub {
             let joined = self.rooms.join(room, caller.session);
             session.rooms.push(joined);
         }
-        let note = json!({ "room": room, "user": caller.user });
-        self.deliver_room(room, "user_joined", &note, Some(caller.user), caller.now);
+        self.announce(room, "user_joined", caller.user);
         Ok(None)
     }
 
@@ -128,8 +130,7 @@ impl Hub {
         };
         if let Some(left) = left {
             self.rooms.leave(&left, caller.session.id);
-            let note = json!({ "room": room, "user": caller.user });
-            self.deliver_room(room, "user_left", &note, Some(caller.user), caller.now);
+            self.announce(room, "user_left", caller.user);
         }
         Ok(None)
     }
@@ -168,14 +169,31 @@ impl Hub {
         let chat_id = str_field(data, "chat_id")?;
         let update = json!({ "chat_id": chat_id, "user": caller.user, "typing": typing });
         let room = format!("chat:{chat_id}");
-        self.deliver_room(
-            &room,
-            "typing_update",
-            &update,
-            Some(caller.user),
-            caller.now,
-        );
+        self.deliver_volatile(&room, "typing_update", &update, Some(caller.user));
         Ok(None)
+    }
+
+    /// `get_room_members {room}`: who is in a room the session is in (the snapshot a client
+    /// takes after joining or resuming, since membership events are volatile): the exact number
+    /// of distinct users and up to 1,000 of them.
+    fn on_room_members(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
+        let room = str_field(data, "room")?;
+        let member = !check_room(caller.user, room)?
+            || caller.session.lock().rooms.iter().any(|r| &*r.name == room);
+        if !member {
+            return Err(error("forbidden", "join the room first"));
+        }
+        let (count, users) = match self.rooms.get(room) {
+            Some(room) => room.users(MAX_MEMBERS_LISTED),
+            None => (1, vec![caller.session.user.clone()]),
+        };
+        let truncated = users.len() < count;
+        Ok(Some(json!({
+            "room": room,
+            "count": count,
+            "users": users.iter().map(|u| &**u).collect::<Vec<&str>>(),
+            "truncated": truncated,
+        })))
     }
 
     fn on_unread_removed(&self, caller: &Caller<'_>, data: &Value, event: &str) -> Outcome {

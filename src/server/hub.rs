@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::clock::now_rfc3339;
 use super::config::ServerConfig;
 use super::frames;
-use super::outbox::{ConnCell, Kill};
+use super::outbox::{ConnCell, Kill, Outgoing};
 use super::replay::{Gap, ReplayBuffer, ReplayLimits, ReplayStore};
 use super::rooms::Rooms;
 use super::session::{Detached, Reach, SessionCell, SessionId};
@@ -60,6 +60,8 @@ struct DetachedQueue {
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub(crate) max_conns_per_user: usize,
+    /// Rooms with more members do not announce joins and leaves.
+    announce_max_members: usize,
     /// The largest frame clients accept; events that would not fit are refused up front.
     max_frame_bytes: usize,
     replay: ReplayLimits,
@@ -81,6 +83,7 @@ impl Hub {
     pub(crate) fn new(config: &ServerConfig, stats: Arc<Stats>) -> Self {
         Hub {
             max_conns_per_user: config.max_conns_per_user,
+            announce_max_members: config.announce_max_members,
             max_frame_bytes: config.max_frame_bytes,
             replay: ReplayLimits {
                 max_events: config.replay_max,
@@ -412,6 +415,55 @@ impl Hub {
         drop(body);
         self.store.enforce();
         reached
+    }
+
+    /// Sends a volatile event (no `seq`, never buffered) to the members of a chat room attached
+    /// now, skipping `except_user`'s sessions; returns how many live sockets it reached.
+    pub(crate) fn deliver_volatile(
+        &self,
+        room: &str,
+        event: &str,
+        data: &Value,
+        except_user: Option<&str>,
+    ) -> usize {
+        match self.rooms.get(room) {
+            Some(room) => self.volatile_to(&room.members(), event, data, except_user),
+            None => 0,
+        }
+    }
+
+    /// Announces `user_joined` / `user_left` (volatile) in a room of at most
+    /// `announce_max_members` members; larger rooms stay quiet, so a join costs O(1) whatever
+    /// the room's size (members learn who is there from `get_room_members`).
+    pub(crate) fn announce(&self, room: &str, event: &str, user: &str) {
+        let Some(members) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.members_up_to(self.announce_max_members))
+        else {
+            return;
+        };
+        let note = serde_json::json!({ "room": room, "user": user });
+        self.volatile_to(&members, event, &note, Some(user));
+    }
+
+    fn volatile_to(
+        &self,
+        members: &[Arc<SessionCell>],
+        event: &str,
+        data: &Value,
+        except_user: Option<&str>,
+    ) -> usize {
+        if members.is_empty() {
+            return 0;
+        }
+        let tail = frames::tail(event, data, &now_rfc3339());
+        let frame = Outgoing::Frame(frames::volatile_frame(&tail));
+        members
+            .iter()
+            .filter(|m| !except_user.is_some_and(|u| *m.user == *u))
+            .filter(|m| m.deliver_volatile(&frame))
+            .count()
     }
 
     /// `/notify` to a user: records a `new_notification`'s id as unread, then delivers.

@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
 use crate::protocol::CloseCode;
 
@@ -39,12 +40,15 @@ pub(crate) const TOO_SLOW: Kill = Kill {
 pub(crate) enum Outgoing {
     /// A stored event: `{"type":"event","seq":N` then the shared tail (see `frames`).
     Event { seq: u64, tail: Bytes },
+    /// A complete frame shared by every receiver (a volatile event: no `seq`, never stored).
+    Frame(Utf8Bytes),
 }
 
 impl Outgoing {
     fn len(&self) -> usize {
         match self {
             Outgoing::Event { tail, .. } => tail.len() + 32,
+            Outgoing::Frame(frame) => frame.len(),
         }
     }
 }

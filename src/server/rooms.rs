@@ -4,7 +4,7 @@
 //! the map only to find the room and the room only to copy its member list, then delivers to
 //! each member under that member's own lock, so no lock is held across a whole fan-out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::session::{SessionCell, SessionId};
@@ -25,6 +25,20 @@ impl Room {
     /// The members right now (one allocation per fan-out, none per member).
     pub(crate) fn members(&self) -> Vec<Arc<SessionCell>> {
         self.lock().values().cloned().collect()
+    }
+
+    /// The members right now, or `None` when there are more than `max`.
+    pub(crate) fn members_up_to(&self, max: usize) -> Option<Vec<Arc<SessionCell>>> {
+        let members = self.lock();
+        (members.len() <= max).then(|| members.values().cloned().collect())
+    }
+
+    /// How many distinct users are in the room, and up to `max` of them.
+    pub(crate) fn users(&self, max: usize) -> (usize, Vec<Arc<str>>) {
+        let members = self.lock();
+        let distinct: HashSet<&Arc<str>> = members.values().map(|s| &s.user).collect();
+        let count = distinct.len();
+        (count, distinct.into_iter().take(max).cloned().collect())
     }
 }
 

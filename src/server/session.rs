@@ -193,6 +193,17 @@ impl SessionCell {
     }
 }
 
+impl SessionCell {
+    /// Queues a volatile frame (no `seq`, never buffered) on the attached socket; `true` if taken.
+    pub(crate) fn deliver_volatile(&self, frame: &Outgoing) -> bool {
+        let state = self.lock();
+        match (&state.attached, state.alive) {
+            (Some(conn), true) => conn.push(frame.clone()) == Pushed::Queued,
+            _ => false,
+        }
+    }
+}
+
 impl SessionState {
     /// Takes the next event `seq`.
     fn take_seq(&mut self) -> u64 {

@@ -16,6 +16,7 @@ fn drain(conn: &ConnCell) -> Vec<u64> {
         .into_iter()
         .map(|item| match item {
             Outgoing::Event { seq, .. } => seq,
+            Outgoing::Frame(_) => 0,
         })
         .collect()
 }
