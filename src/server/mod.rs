@@ -52,7 +52,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
@@ -74,6 +74,8 @@ use tasks::Tasks;
 
 /// How long `shutdown` waits for sockets and HTTP connections before aborting what is left.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Connections the kernel may queue for `accept`.
+const LISTEN_BACKLOG: u32 = 8192;
 /// How long `start` retries a port still held by a server that was just stopped.
 const BIND_RETRY: Duration = Duration::from_secs(2);
 
@@ -104,7 +106,8 @@ pub(crate) type AppState = Arc<Shared>;
 pub struct RunningServer {
     addr: SocketAddr,
     mode: watch::Sender<Mode>,
-    serve: JoinHandle<()>,
+    stop_accepting: watch::Sender<bool>,
+    acceptor: std::thread::JoinHandle<()>,
     janitor: JoinHandle<()>,
     tasks: Arc<Tasks>,
 }
@@ -121,9 +124,11 @@ impl RunningServer {
     pub async fn shutdown(self) {
         info!(addr = %self.addr, "shutting down");
         self.mode.send_replace(Mode::ShuttingDown);
-        let serve_abort = self.serve.abort_handle();
-        if timeout(SHUTDOWN_GRACE, self.serve).await.is_err() {
-            serve_abort.abort();
+        self.stop_accepting.send_replace(true);
+        let acceptor = self.acceptor;
+        let joined = tokio::task::spawn_blocking(move || acceptor.join());
+        if timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+            warn!("the acceptor thread did not stop in time");
         }
         if timeout(SHUTDOWN_GRACE, self.tasks.wait_idle())
             .await
@@ -137,11 +142,11 @@ impl RunningServer {
     }
 
     /// Crash simulation: aborts every task at once; sockets are dropped without a close frame.
-    /// The port is released as soon as the runtime drops the aborted listener task; [`start`]
-    /// on the same address retries for up to 2 s meanwhile.
+    /// The port is released as soon as the acceptor thread sees the stop (within milliseconds);
+    /// [`start`] on the same address retries for up to 2 s meanwhile.
     pub fn abort(self) {
         warn!(addr = %self.addr, "aborting");
-        self.serve.abort();
+        self.stop_accepting.send_replace(true);
         self.janitor.abort();
         self.tasks.abort_all();
     }
@@ -172,7 +177,8 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         started: Instant::now(),
     });
     let router = http::router(state.clone());
-    let serve = tokio::spawn(listener::accept_loop(listener, router, state, gate));
+    let (stop_accepting, stop_rx) = watch::channel(false);
+    let acceptor = listener::spawn_acceptor(listener, router, state, gate, stop_rx)?;
     let period = hub::janitor_period(config.replay_age);
     let janitor = tokio::spawn(async move {
         loop {
@@ -184,10 +190,26 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
     Ok(RunningServer {
         addr,
         mode: mode_tx,
-        serve,
+        stop_accepting,
+        acceptor,
         janitor,
         tasks,
     })
+}
+
+/// A listener with a deep accept backlog (the kernel caps it at `net.core.somaxconn`): when
+/// thousands of clients reconnect at once, a shallow backlog drops SYNs and each dropped client
+/// waits a full SYN retransmit (1 s) before it is even accepted.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Binds, retrying briefly while a just-stopped server still holds a fixed port.
@@ -195,7 +217,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
 async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let deadline = Instant::now() + BIND_RETRY;
     loop {
-        match TcpListener::bind(addr).await {
+        match listen(addr) {
             Ok(listener) => return Ok(listener),
             Err(e)
                 if e.kind() == io::ErrorKind::AddrInUse

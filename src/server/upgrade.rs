@@ -1,7 +1,7 @@
 //! The WebSocket upgrade of `GET /ws` (RFC 6455 §4.2): checks the handshake headers, answers
 //! `101`, and spawns the socket task on the upgraded connection with bounded buffers.
 //!
-//! Buffers per socket: a 2 KiB read buffer to start with, no write batching, and at most
+//! Buffers per socket: a 512-byte read buffer to start with, no write batching, and at most
 //! `max_frame_bytes × 2 + 64 KiB` of unsent output in tungstenite (a peer that does not read
 //! cannot grow it further; its pongs are not stacked up either).
 
@@ -23,8 +23,9 @@ use super::gate::Ticket;
 use super::session::ConnId;
 use super::AppState;
 
-/// The read buffer a socket starts with (it grows for larger frames).
-const READ_BUFFER: usize = 2 * 1024;
+/// The read buffer a socket starts with (it grows for larger frames): an idle socket holds it
+/// for its whole life, and the frames clients send are small.
+const READ_BUFFER: usize = 512;
 
 /// Whether a comma-separated header has `token` (case-insensitive).
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
