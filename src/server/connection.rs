@@ -90,7 +90,9 @@ enum Flow {
 pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
     let peer = ctx.ticket.peer;
     debug!(conn = %ctx.id, peer = %peer, "socket opened");
-    let Some((token, resume)) = await_auth(&mut ws, &mut ctx).await else {
+    // Boxed, here and for each inbound message below: those futures are large and short-lived,
+    // and an idle socket should not carry their space for its whole life.
+    let Some((token, resume)) = Box::pin(await_auth(&mut ws, &mut ctx)).await else {
         return;
     };
     let user = match auth::verify(&ctx.config.jwt_secret, &token) {
@@ -107,7 +109,7 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
             return;
         }
     };
-    let attached = match ctx.hub.attach(&user, resume.as_ref(), Instant::now()) {
+    let mut attached = match ctx.hub.attach(&user, resume.as_ref(), Instant::now()) {
         Ok(attached) => attached,
         Err(_) => {
             ctx.hub.stats.closed_too_many_per_user.bump();
@@ -138,11 +140,11 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
     };
     let mut splicer = Splicer::default();
     let mut sent = send_text(&mut ws, hello.encode()).await;
-    for (seq, tail) in &attached.replay {
+    for (seq, tail) in std::mem::take(&mut attached.replay) {
         if !sent {
             break;
         }
-        sent = match splicer.stored(*seq, tail) {
+        sent = match splicer.stored(seq, &tail) {
             Some(frame) => send_frame(&mut ws, frame).await,
             None => true,
         };
@@ -294,7 +296,7 @@ impl Live<'_> {
                     Some(Ok(msg)) => {
                         silence.as_mut().reset(Instant::now() + heartbeat * 2);
                         if self.frame_bucket.try_take(Instant::now()) {
-                            self.on_message(msg).await
+                            Box::pin(self.on_message(msg)).await
                         } else {
                             self.ctx.hub.stats.closed_frame_budget.bump();
                             Flow::Close(CloseCode::POLICY, "too many frames")
