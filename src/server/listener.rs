@@ -9,7 +9,6 @@
 //!   takes over from there.
 //! - On shutdown, accepting stops and every HTTP connection is shut down gracefully.
 
-use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::sleep;
 use tower::ServiceExt;
@@ -35,47 +33,19 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Pause after an accept error (out of file descriptors, …) before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Starts the acceptor: a thread of its own with a one-thread runtime, so accepting (and
-/// answering refusals) never waits behind thousands of busy socket tasks — when every client
-/// reconnects at once, a `/health` probe is still accepted at once. Each admitted connection is
-/// moved to the main runtime (`main`), where its HTTP phase and its socket run.
-pub(crate) fn spawn_acceptor(
+/// Accepts until the server stops running.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     router: Router,
     state: AppState,
     gate: Arc<Gate>,
-    stop: watch::Receiver<bool>,
-) -> io::Result<std::thread::JoinHandle<()>> {
-    let listener = listener.into_std()?;
-    let main = Handle::current();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("sockline-accept".to_owned())
-        .spawn(move || {
-            runtime.block_on(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => accept_loop(listener, router, state, gate, stop, main).await,
-                    Err(e) => warn!(error = %e, "cannot register the listener; not accepting"),
-                }
-            });
-        })
-}
-
-/// Accepts until told to stop.
-async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
-    state: AppState,
-    gate: Arc<Gate>,
-    mut stop: watch::Receiver<bool>,
-    main: Handle,
 ) {
+    let stop = stopping(state.mode.clone());
+    tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stop| *stop) => return,
+            () = &mut stop => return,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -94,19 +64,9 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        // Moves the connection to the main runtime's reactor.
-        let Ok(stream) = stream.into_std() else {
-            continue;
-        };
         let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
-        let (router, conn_state) = (router.clone(), state.clone());
-        let _main = main.enter();
-        state.tasks.spawn(id, async move {
-            match TcpStream::from_std(stream) {
-                Ok(stream) => serve(stream, ticket, router, conn_state).await,
-                Err(e) => debug!(error = %e, "cannot register an accepted connection"),
-            }
-        });
+        let task = serve(stream, ticket, router.clone(), state.clone());
+        state.tasks.spawn(id, task);
     }
 }
 

@@ -106,8 +106,7 @@ pub(crate) type AppState = Arc<Shared>;
 pub struct RunningServer {
     addr: SocketAddr,
     mode: watch::Sender<Mode>,
-    stop_accepting: watch::Sender<bool>,
-    acceptor: std::thread::JoinHandle<()>,
+    serve: JoinHandle<()>,
     janitor: JoinHandle<()>,
     tasks: Arc<Tasks>,
 }
@@ -124,11 +123,9 @@ impl RunningServer {
     pub async fn shutdown(self) {
         info!(addr = %self.addr, "shutting down");
         self.mode.send_replace(Mode::ShuttingDown);
-        self.stop_accepting.send_replace(true);
-        let acceptor = self.acceptor;
-        let joined = tokio::task::spawn_blocking(move || acceptor.join());
-        if timeout(SHUTDOWN_GRACE, joined).await.is_err() {
-            warn!("the acceptor thread did not stop in time");
+        let serve_abort = self.serve.abort_handle();
+        if timeout(SHUTDOWN_GRACE, self.serve).await.is_err() {
+            serve_abort.abort();
         }
         if timeout(SHUTDOWN_GRACE, self.tasks.wait_idle())
             .await
@@ -142,11 +139,11 @@ impl RunningServer {
     }
 
     /// Crash simulation: aborts every task at once; sockets are dropped without a close frame.
-    /// The port is released as soon as the acceptor thread sees the stop (within milliseconds);
-    /// [`start`] on the same address retries for up to 2 s meanwhile.
+    /// The port is released as soon as the runtime drops the aborted listener task; [`start`]
+    /// on the same address retries for up to 2 s meanwhile.
     pub fn abort(self) {
         warn!(addr = %self.addr, "aborting");
-        self.stop_accepting.send_replace(true);
+        self.serve.abort();
         self.janitor.abort();
         self.tasks.abort_all();
     }
@@ -177,8 +174,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         started: Instant::now(),
     });
     let router = http::router(state.clone());
-    let (stop_accepting, stop_rx) = watch::channel(false);
-    let acceptor = listener::spawn_acceptor(listener, router, state, gate, stop_rx)?;
+    let serve = tokio::spawn(listener::accept_loop(listener, router, state, gate));
     let period = hub::janitor_period(config.replay_age);
     let janitor = tokio::spawn(async move {
         loop {
@@ -190,8 +186,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
     Ok(RunningServer {
         addr,
         mode: mode_tx,
-        stop_accepting,
-        acceptor,
+        serve,
         janitor,
         tasks,
     })
