@@ -172,7 +172,7 @@ impl IncomingFrame {
                 heartbeat_ms: m.u64("heartbeat_ms")?,
                 resumed: m.bool("resumed")?,
                 missed: m.get("missed")?.map_or(Ok(0), number)?,
-                v: m.get("v")?.map_or(Ok(1), number_u32)?,
+                v: m.opt("v")?.map_or(Ok(1), number_u32)?,
                 expires_in_ms: m.opt("expires_in_ms")?.map(number).transpose()?,
                 limits: m.opt("limits")?.map(limits).transpose()?,
             },

@@ -98,6 +98,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     let mut body = state.hub.stats.snapshot(
         state.config.replay_budget_bytes,
         state.config.unread_budget_bytes,
+        state.config.dedupe_budget_bytes,
     );
     if let Value::Object(fields) = &mut body {
         fields.insert("status".to_owned(), json!("ok"));
