@@ -93,7 +93,7 @@ pub struct Args {
     /// Clients of one user whose recent acks are kept at once; the user's least recently used one beyond it keeps only its floor (and a user keeps at most 64 times this many clients in all).
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_DEDUPE_CLIENTS_PER_USER)]
     pub dedupe_clients_per_user: usize,
-    /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key` [default: off].
+    /// Demo mode (never in production): serves GET /dev/token?user=ID and the fault routes POST /dev/drop?user=U&code=C (close U's sockets with C), /dev/outage?user=U&seconds=S (U's new sockets closed with 1013 after auth for S <= 120 s) and /dev/expire?user=U (close U's sockets with 4002); falls back to a random secret and key `dev-key` [default: off].
     #[arg(long)]
     pub dev: bool,
 }

@@ -110,7 +110,8 @@ pub struct ServerConfig {
     /// Pairs (clients) of one user whose acks are kept at once; the user's least recently used
     /// pair beyond it keeps only its floor. A user keeps at most 64 times this many pairs.
     pub dedupe_clients_per_user: usize,
-    /// Demo mode: serves `GET /dev/token?user=ID`.
+    /// Demo mode: serves `GET /dev/token?user=ID` and the fault routes `POST /dev/drop`,
+    /// `/dev/outage` and `/dev/expire` (see the `dev` module docs); without it `/dev/*` is 404.
     pub dev: bool,
     /// HS256 secret that `auth` tokens are verified with.
     pub jwt_secret: String,

@@ -5,7 +5,8 @@
 //! Close codes this module sends: 4000 (`auth_error {timeout}`: no `auth` in time), 4001 (a first
 //! frame other than a valid `auth`; or after `auth_error {invalid_token | expired |
 //! unsupported_version | invalid_client}`), 4008 (too many sockets for the user), 1008 (more
-//! than 8 frames before `auth`), 1009 / 1007 (a frame too big / not UTF-8), 1001 (shutting down).
+//! than 8 frames before `auth`), 1009 / 1007 (a frame too big / not UTF-8), 1001 (shutting down),
+//! 1013 (dev mode: the user is in a `/dev/outage`).
 
 use serde::Deserialize;
 use tokio::time::{sleep, Instant};
@@ -122,6 +123,11 @@ pub(crate) async fn admit(ws: &mut Socket, ctx: &mut ConnContext) -> Option<Admi
         }
     };
     let user = token.user.as_str();
+    if ctx.config.dev && ctx.hub.outages.refuses(user, Instant::now()) {
+        debug!(conn = %ctx.id, peer = %peer, user = %Clean(user), "refused: /dev/outage");
+        close(ws, CloseCode::TRY_AGAIN_LATER, "outage (/dev/outage)").await;
+        return None;
+    }
     let client = request.client.as_deref();
     let attached = match ctx
         .hub

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::clock::now_rfc3339;
 use super::config::ServerConfig;
 use super::dedupe::{Dedupe, Scope};
+use super::dev::Outages;
 use super::frames;
 use super::outbox::{ConnCell, Kill, Outgoing};
 use super::replay::{Gap, ReplayBuffer, ReplayLimits, ReplayStore};
@@ -73,6 +74,8 @@ pub(crate) struct Hub {
     pub(crate) users: Users,
     pub(crate) rooms: Rooms,
     pub(crate) dedupe: Dedupe,
+    /// Users whose new sockets `/dev/outage` refuses for now (dev mode only).
+    pub(crate) outages: Outages,
     store: ReplayStore,
     detached: Mutex<DetachedQueue>,
     message_prefix: String,
@@ -103,6 +106,7 @@ impl Hub {
                 config.dedupe_retention,
                 stats.clone(),
             ),
+            outages: Outages::default(),
             store: ReplayStore::new(config.replay_budget_bytes, stats.clone()),
             detached: Mutex::new(DetachedQueue::default()),
             message_prefix: format!("m{:08x}", rand::random::<u32>()),

@@ -30,6 +30,7 @@ mod clock;
 mod config;
 mod connection;
 mod dedupe;
+mod dev;
 mod frames;
 mod gate;
 mod handlers;
