@@ -30,7 +30,8 @@ lint: ## Clippy, warnings as errors: natively (all targets and features) and on 
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	$(CARGO) clippy --lib --tests --target $(WASM_TARGET) -- -D warnings
 
-test-native: ## Run every native test (unit, integration, doc), all features
+test-native: ## Run every native test (unit, integration, doc), all features (tests/cluster.rs starts redis-server)
+	scripts/setup.sh --redis
 	$(CARGO) test --all-features
 
 test-wasm: ## Run the core_* integration tests on wasm32 in Node (wasm-bindgen-test-runner)

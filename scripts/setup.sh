@@ -2,12 +2,13 @@
 # Install everything `make test` needs. Idempotent: each step checks first and is
 # skipped when already satisfied, printing one short line either way.
 #
-# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --python]...
+# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --python | --redis]...
 #   --rust     wasm32 target + wasm-bindgen-cli (version pinned by Cargo.lock)
 #   --browser  Debian packages for browser tests: chromium, chromium-driver, binaryen
 #   --npm      npm dependencies of js/ and www/ (when they exist)
 #   --js, --www  only those of js/ (builds sockline/react) / www/ (the demo; needs pkg/ first)
 #   --python   a virtualenv in .venv with tests/python/requirements.txt (websockets, pytest)
+#   --redis    Debian's redis-server (the cluster tests, tests/cluster.rs, start their own)
 #   --all      all of the above (the default when no flag is given)
 set -euo pipefail
 
@@ -114,21 +115,38 @@ setup_python_venv() {
     cp "$requirements" "$stamp"
 }
 
+# The cluster tests start redis-server themselves (a free port, persistence off); only the
+# binary is needed, not a running service.
+setup_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        log "redis-server: already installed"
+        return
+    fi
+    log "redis-server: installing with apt-get"
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+}
+
 main() {
-    local rust=0 browser=0 js=0 www=0 python=0
+    local rust=0 browser=0 js=0 www=0 python=0 redis=0
     if [[ $# -eq 0 ]]; then
         set -- --all
     fi
     for arg in "$@"; do
         case "$arg" in
-            --all) rust=1 browser=1 js=1 www=1 python=1 ;;
+            --all) rust=1 browser=1 js=1 www=1 python=1 redis=1 ;;
             --rust) rust=1 ;;
             --browser) browser=1 ;;
             --npm) js=1 www=1 ;;
             --js) js=1 ;;
             --www) www=1 ;;
             --python) python=1 ;;
-            -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            --redis) redis=1 ;;
+            -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) echo "setup: unknown option: $arg" >&2; exit 2 ;;
         esac
     done
@@ -147,6 +165,9 @@ main() {
     fi
     if [[ $python -eq 1 ]]; then
         setup_python_venv
+    fi
+    if [[ $redis -eq 1 ]]; then
+        setup_redis
     fi
 }
 

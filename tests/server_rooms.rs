@@ -143,3 +143,59 @@ async fn rooms_over_the_announce_limit_stay_quiet_and_members_are_listed_on_requ
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn presence_is_told_when_a_users_first_socket_joins_and_its_last_leaves() {
+    let server = start_server(ServerConfig::for_tests()).await;
+    let addr = server.local_addr();
+    let (mut bob, _) = WsClient::authed(addr, "bob").await;
+    join(&mut bob, 1, "chat:p").await;
+    let (mut a1, hello) = WsClient::authed(addr, "alice").await;
+    join(&mut a1, 1, "chat:p").await;
+    let online = json!({"room": "chat:p", "user": "alice", "online": true});
+    assert_eq!(event(&mut bob, "presence").await, (None, online.clone()));
+    // A second session of alice in the room: she is present already.
+    let (mut a2, _) = WsClient::authed(addr, "alice").await;
+    join(&mut a2, 1, "chat:p").await;
+    bob.send_event(2, "presence", json!({"room": "chat:p"}))
+        .await;
+    match bob.recv_ack(2).await {
+        ServerFrame::Ack {
+            ok: true,
+            data: Some(data),
+            ..
+        } => {
+            let mut members: Vec<String> = serde_json::from_value(data["members"].clone()).unwrap();
+            members.sort();
+            assert_eq!(members, ["alice", "bob"]);
+            assert_eq!(
+                (data["count"].clone(), data["truncated"].clone()),
+                (json!(2), json!(false))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A socket that goes away counts like a leave; the session's resume brings her back.
+    drop(a1);
+    a2.send_event(2, "leave_room", json!({"room": "chat:p"}))
+        .await;
+    a2.recv_ack(2).await;
+    let offline = json!({"room": "chat:p", "user": "alice", "online": false});
+    assert_eq!(event(&mut bob, "presence").await, (None, offline));
+    let point = ResumePoint {
+        session: session_of(&hello),
+        seq: 0,
+    };
+    let (_back, _) = WsClient::authed_with(addr, &token("alice"), Some(point)).await;
+    assert_eq!(event(&mut bob, "presence").await, (None, online));
+    // Not a member: forbidden.
+    let (mut carol, _) = WsClient::authed(addr, "carol").await;
+    carol
+        .send_event(1, "presence", json!({"room": "chat:p"}))
+        .await;
+    assert_eq!(
+        ack_parts(carol.recv_ack(1).await).2.as_deref(),
+        Some("forbidden")
+    );
+    server.shutdown().await;
+}

@@ -93,6 +93,12 @@ pub struct Args {
     /// Clients of one user whose recent acks are kept at once; the user's least recently used one beyond it keeps only its floor (and a user keeps at most 64 times this many clients in all).
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_DEDUPE_CLIENTS_PER_USER)]
     pub dedupe_clients_per_user: usize,
+    /// Cluster mode: share sessions, fan-out, replay, dedupe, socket limits, unread counts and presence with every node using the same Redis (redis://HOST:PORT, a single primary) [default: none, one node in memory].
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// This node's id in the cluster, shown in /health [default: random].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
     /// Demo mode (never in production): serves GET /dev/token?user=ID and the fault routes POST /dev/drop?user=U&code=C (close U's sockets with C), /dev/outage?user=U&seconds=S (U's new sockets closed with 1013 after auth for S <= 120 s) and /dev/expire?user=U (close U's sockets with 4002); falls back to a random secret and key `dev-key` [default: off].
     #[arg(long)]
     pub dev: bool,
@@ -158,6 +164,9 @@ impl Args {
             dedupe_retention: Duration::from_secs(self.dedupe_retention),
             dedupe_budget_bytes: self.dedupe_budget_bytes,
             dedupe_clients_per_user: self.dedupe_clients_per_user,
+            redis: self.redis,
+            node_id: self.node_id,
+            cluster_lease: crate::server::DEFAULT_CLUSTER_LEASE,
             dev: self.dev,
             jwt_secret,
             server_key,

@@ -49,6 +49,10 @@ pub const DEFAULT_DEDUPE_BUDGET_BYTES: usize = 64 << 20;
 /// only their floor).
 pub const DEFAULT_DEDUPE_CLIENTS_PER_USER: usize = 16;
 
+/// Default lease of a cluster node's sockets and sessions in Redis: a crashed node's sockets
+/// stop counting against their users' limits once it runs out.
+pub const DEFAULT_CLUSTER_LEASE: Duration = Duration::from_secs(15);
+
 /// Everything [`start`](super::start) needs. Build it with [`ServerConfig::for_tests`] or a struct
 /// literal; the binary builds it from its command line.
 #[derive(Debug, Clone)]
@@ -110,6 +114,13 @@ pub struct ServerConfig {
     /// Pairs (clients) of one user whose acks are kept at once; the user's least recently used
     /// pair beyond it keeps only its floor. A user keeps at most 64 times this many pairs.
     pub dedupe_clients_per_user: usize,
+    /// Cluster mode: the Redis to share state with (`redis://HOST:PORT`); `None`: one node,
+    /// everything in memory.
+    pub redis: Option<String>,
+    /// This node's id in the cluster (`None`: a random one).
+    pub node_id: Option<String>,
+    /// How long a cluster node's socket and session leases last without renewal.
+    pub cluster_lease: Duration,
     /// Demo mode: serves `GET /dev/token?user=ID` and the fault routes `POST /dev/drop`,
     /// `/dev/outage` and `/dev/expire` (see the `dev` module docs); without it `/dev/*` is 404.
     pub dev: bool,
@@ -146,6 +157,9 @@ impl ServerConfig {
             dedupe_retention: DEFAULT_DEDUPE_RETENTION,
             dedupe_budget_bytes: DEFAULT_DEDUPE_BUDGET_BYTES,
             dedupe_clients_per_user: DEFAULT_DEDUPE_CLIENTS_PER_USER,
+            redis: None,
+            node_id: None,
+            cluster_lease: DEFAULT_CLUSTER_LEASE,
             dev: false,
             jwt_secret: "test-secret".to_owned(),
             server_key: "test-key".to_owned(),

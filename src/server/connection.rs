@@ -242,6 +242,10 @@ impl Live<'_> {
         let mut rewake = false;
         let flow = loop {
             let write = match self.batch.pop_front() {
+                // Sent in the replay already (a cluster queues while it reads the replay).
+                Some(Outgoing::Event { seq, .. }) if seq <= self.attached.replayed_through => {
+                    continue
+                }
                 Some(Outgoing::Event { seq, tail }) => match self.splicer.stored(seq, &tail) {
                     Some(frame) => Some(frame),
                     None => continue,
@@ -354,7 +358,7 @@ impl Live<'_> {
                             scope: &self.attached.scope,
                             now,
                         };
-                        self.ctx.hub.handle_send(&caller, id, &event, &data)
+                        self.ctx.hub.handle_send(&caller, id, &event, &data).await
                     }
                     Err(wait) => {
                         self.ctx.hub.stats.rate_limited.bump();

@@ -15,9 +15,10 @@
 //! both process an id; the index never waits for a pair that is in use (`try_lock`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio::time::Instant;
 
 use super::session::SessionId;
@@ -124,19 +125,21 @@ impl PairMemory {
     }
 }
 
-/// A pair's memory as the index and its senders share it.
+/// A pair's memory as the index and its senders share it (an async lock: a send holds it while
+/// its event is dispatched, which may wait on the broker).
 #[derive(Debug, Default)]
 pub(crate) struct PairCell {
-    memory: Mutex<PairMemory>,
+    memory: Arc<AsyncMutex<PairMemory>>,
 }
 
-/// A locked pair, for one send from its check to its record.
-pub(crate) struct PairGuard<'a> {
-    memory: MutexGuard<'a, PairMemory>,
-    stats: &'a Stats,
+/// A locked pair, for one send from its check to its record; hand it back with
+/// [`Dedupe::release`].
+pub(crate) struct PairGuard {
+    memory: OwnedMutexGuard<PairMemory>,
+    stats: Arc<Stats>,
 }
 
-impl PairGuard<'_> {
+impl PairGuard {
     /// See [`PairMemory::check`].
     pub(crate) fn check(&self, id: u64) -> Seen {
         self.memory.check(id)
@@ -193,17 +196,9 @@ pub(crate) struct Dedupe {
     stats: Arc<Stats>,
 }
 
-fn lock_memory(cell: &PairCell) -> MutexGuard<'_, PairMemory> {
-    cell.memory.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The pair's lock if nobody holds it (a poisoned lock is still consistent).
-fn try_memory(cell: &PairCell) -> Option<MutexGuard<'_, PairMemory>> {
-    match cell.memory.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
+/// The pair's lock if nobody holds it.
+fn try_memory(cell: &PairCell) -> Option<tokio::sync::MutexGuard<'_, PairMemory>> {
+    cell.memory.try_lock().ok()
 }
 
 fn key_cost(user: &str, scope: &Scope) -> usize {
@@ -230,33 +225,30 @@ impl Dedupe {
         self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` with the pair `(user, scope)` locked (created if new), marking a send at `now`,
-    /// then enforces the bounds.
-    pub(crate) fn with_pair<T>(
+    /// Locks the pair `(user, scope)` (created if new), marking a send at `now`.
+    pub(crate) async fn lock_pair(
         &self,
         user: &Arc<str>,
         scope: &Scope,
         now: Instant,
-        f: impl FnOnce(&mut PairGuard<'_>) -> T,
-    ) -> T {
-        let mut f = Some(f);
+    ) -> PairGuard {
         loop {
             let cell = self.touch(user, scope, now);
-            let memory = lock_memory(&cell);
-            if memory.removed {
-                // Dropped between the lookup and the lock: look it up again.
-                continue;
+            let memory = cell.memory.clone().lock_owned().await;
+            if !memory.removed {
+                return PairGuard {
+                    memory,
+                    stats: self.stats.clone(),
+                };
             }
-            let mut guard = PairGuard {
-                memory,
-                stats: &self.stats,
-            };
-            let f = f.take().expect("taken once: the loop returns right after");
-            let out = f(&mut guard);
-            drop(guard);
-            self.enforce();
-            return out;
+            // Dropped between the lookup and the lock: look it up again.
         }
+    }
+
+    /// Unlocks a pair, then enforces the bounds.
+    pub(crate) fn release(&self, guard: PairGuard) {
+        drop(guard);
+        self.enforce();
     }
 
     /// Finds or creates the pair and marks a send now.

@@ -17,17 +17,17 @@ const MAX_ROOM_NAME: usize = 128;
 /// Rooms one session may be in, its own user room included.
 const MAX_ROOMS_PER_SESSION: usize = 100;
 /// Users listed at most by `get_room_members` (the count is always exact).
-const MAX_MEMBERS_LISTED: usize = 1_000;
+pub(crate) const MAX_MEMBERS_LISTED: usize = 1_000;
 
 /// The outcome of one client event: the ack's `data`, or its `error`.
-type Outcome = Result<Option<Value>, ErrorBody>;
+pub(crate) type Outcome = Result<Option<Value>, ErrorBody>;
 
 fn error(code: &str, message: impl Into<String>) -> ErrorBody {
     ErrorBody::new(code, message)
 }
 
 /// A required non-empty string field of the event data.
-fn str_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ErrorBody> {
+pub(crate) fn str_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ErrorBody> {
     match data.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(_) => Err(error(
@@ -55,60 +55,70 @@ impl Hub {
     /// the pair's floor that is not remembered gets `id_expired`; any other id is processed,
     /// even when lower than ids seen before. The pair stays locked from the check to the
     /// record, so two sockets of one client cannot both process the same id.
-    pub(crate) fn handle_send(
+    pub(crate) async fn handle_send(
         &self,
         caller: &Caller<'_>,
         id: u64,
         event: &str,
         data: &Value,
     ) -> String {
+        if let Some(cluster) = self.cluster() {
+            return cluster.handle_send(self, caller, id, event, data).await;
+        }
         let user = &caller.session.user;
-        self.dedupe
-            .with_pair(user, caller.scope, caller.now, |pair| {
-                match pair.check(id) {
-                    Seen::Remembered(Some(ack)) => ack,
-                    Seen::Remembered(None) => ack_frame(id, Ok(None)),
-                    Seen::Expired => ack_frame(
-                        id,
-                        Err(error(
-                            "id_expired",
-                            "not processed: this id is older than the ids the server remembers",
-                        )),
-                    ),
-                    Seen::New => {
-                        let outcome = self.dispatch(caller, event, data);
-                        let plain = matches!(outcome, Ok(None));
-                        let ack = ack_frame(id, outcome);
-                        pair.record(id, (!plain).then(|| ack.clone().into_boxed_str()));
-                        ack
-                    }
+        let mut pair = self.dedupe.lock_pair(user, caller.scope, caller.now).await;
+        let ack = match pair.check(id) {
+            Seen::Remembered(Some(ack)) => ack,
+            Seen::Remembered(None) => ack_frame(id, Ok(None)),
+            Seen::Expired => expired_ack(id),
+            Seen::New => {
+                let outcome = self.dispatch(caller, event, data).await;
+                let ack = ack_frame(id, outcome.clone());
+                // A send the broker could not take was not processed: not remembered.
+                if !is_unavailable(&outcome) {
+                    let plain = matches!(outcome, Ok(None));
+                    pair.record(id, (!plain).then(|| ack.clone().into_boxed_str()));
                 }
-            })
+                ack
+            }
+        };
+        self.dedupe.release(pair);
+        ack
     }
 
-    fn dispatch(&self, caller: &Caller<'_>, event: &str, data: &Value) -> Outcome {
+    /// What a client event does; the same for one node and for a cluster (the broker calls
+    /// behind `fanout` and the stores are the seam).
+    pub(crate) async fn dispatch(&self, caller: &Caller<'_>, event: &str, data: &Value) -> Outcome {
         match event {
-            "join_room" => self.on_join_room(caller, data),
-            "leave_room" => self.on_leave_room(caller, data),
-            "message" => self.on_message(caller, data),
-            "typing_start" => self.on_typing(caller, data, true),
-            "typing_stop" => self.on_typing(caller, data, false),
-            "mark_notification_read" => self.on_unread_removed(caller, data, "notification_read"),
-            "delete_notification" => self.on_unread_removed(caller, data, "notification_deleted"),
+            "join_room" => self.on_join_room(caller, data).await,
+            "leave_room" => self.on_leave_room(caller, data).await,
+            "message" => self.on_message(caller, data).await,
+            "typing_start" => self.on_typing(caller, data, true).await,
+            "typing_stop" => self.on_typing(caller, data, false).await,
+            "mark_notification_read" => {
+                self.on_unread_removed(caller, data, "notification_read")
+                    .await
+            }
+            "delete_notification" => {
+                self.on_unread_removed(caller, data, "notification_deleted")
+                    .await
+            }
             "get_room_members" => self.on_room_members(caller, data),
-            "get_unread_count" => Ok(Some(
-                json!({ "count": self.users.unread_count(caller.user) }),
-            )),
+            "presence" => self.on_presence(caller, data).await,
+            "get_unread_count" => {
+                let count = self.unread_count(caller.user).await?;
+                Ok(Some(json!({ "count": count })))
+            }
             _ => Err(error("unknown_event", format!("unknown event `{event}`"))),
         }
     }
 
-    fn on_join_room(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
+    async fn on_join_room(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
         let room = str_field(data, "room")?;
         if !check_room(caller.user, room)? {
             return Ok(None);
         }
-        {
+        let (joined, live) = {
             let mut session = caller.session.lock();
             if !session.alive || session.rooms.iter().any(|r| &*r.name == room) {
                 return Ok(None);
@@ -118,13 +128,21 @@ impl Hub {
                 return Err(error("too_many_rooms", "this session is in too many rooms"));
             }
             let joined = self.rooms.join(room, caller.session);
-            session.rooms.push(joined);
+            session.rooms.push(joined.clone());
+            (joined, session.attached.is_some())
+        };
+        if live {
+            self.socket_joined(&joined, &caller.session.user);
         }
-        self.announce(room, "user_joined", caller.user);
+        if let Err(unavailable) = self.joined(caller.session, room).await {
+            self.leave_locally(caller.session, room);
+            return Err(unavailable);
+        }
+        self.announce(room, "user_joined", caller.user).await;
         Ok(None)
     }
 
-    fn on_leave_room(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
+    async fn on_leave_room(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
         let room = str_field(data, "room")?;
         if !check_room(caller.user, room)? {
             return Err(error(
@@ -132,19 +150,14 @@ impl Hub {
                 "a session cannot leave its own user room",
             ));
         }
-        let left = {
-            let mut session = caller.session.lock();
-            let at = session.rooms.iter().position(|r| &*r.name == room);
-            at.map(|at| session.rooms.swap_remove(at))
-        };
-        if let Some(left) = left {
-            self.rooms.leave(&left, caller.session.id);
-            self.announce(room, "user_left", caller.user);
+        if self.leave_locally(caller.session, room) {
+            self.left(caller.session, room).await?;
+            self.announce(room, "user_left", caller.user).await;
         }
         Ok(None)
     }
 
-    fn on_message(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
+    async fn on_message(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
         let chat_id = str_field(data, "chat_id")?;
         let text = match data.get("text") {
             Some(Value::String(s)) => s,
@@ -164,21 +177,19 @@ impl Hub {
                 "the message would not fit in a frame; send a shorter text",
             ));
         }
-        self.deliver_room(
-            &format!("chat:{chat_id}"),
-            "new_message",
-            &message,
-            None,
-            caller.now,
-        );
+        let room = format!("chat:{chat_id}");
+        self.fanout(&room, "new_message", &message, caller.now)
+            .await?;
         Ok(Some(json!({ "id": id })))
     }
 
-    fn on_typing(&self, caller: &Caller<'_>, data: &Value, typing: bool) -> Outcome {
+    async fn on_typing(&self, caller: &Caller<'_>, data: &Value, typing: bool) -> Outcome {
         let chat_id = str_field(data, "chat_id")?;
         let update = json!({ "chat_id": chat_id, "user": caller.user, "typing": typing });
         let room = format!("chat:{chat_id}");
-        self.deliver_volatile(&room, "typing_update", &update, Some(caller.user));
+        // Volatile: where the broker is down, the members on this node still get it.
+        self.fanout_volatile(&room, "typing_update", &update, Some(caller.user), None)
+            .await;
         Ok(None)
     }
 
@@ -186,12 +197,7 @@ impl Hub {
     /// takes after joining or resuming, since membership events are volatile): the exact number
     /// of distinct users and up to 1,000 of them.
     fn on_room_members(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
-        let room = str_field(data, "room")?;
-        let member = !check_room(caller.user, room)?
-            || caller.session.lock().rooms.iter().any(|r| &*r.name == room);
-        if !member {
-            return Err(error("forbidden", "join the room first"));
-        }
+        let room = member_room(caller, data)?;
         let (count, users) = match self.rooms.get(room) {
             Some(room) => room.users(MAX_MEMBERS_LISTED),
             None => (1, vec![caller.session.user.clone()]),
@@ -205,18 +211,51 @@ impl Hub {
         })))
     }
 
-    fn on_unread_removed(&self, caller: &Caller<'_>, data: &Value, event: &str) -> Outcome {
+    async fn on_unread_removed(&self, caller: &Caller<'_>, data: &Value, event: &str) -> Outcome {
         let id = str_field(data, "id")?;
-        let count = self.users.remove_unread(caller.user, id);
-        self.deliver_user(caller.user, event, &json!({ "id": id }), caller.now);
+        let count = self.remove_unread(caller.user, id).await?;
+        let user_room = format!("user:{}", caller.user);
+        self.fanout(&user_room, event, &json!({ "id": id }), caller.now)
+            .await?;
         let update = json!({ "count": count });
-        self.deliver_user(caller.user, "unread_count_update", &update, caller.now);
+        self.fanout(&user_room, "unread_count_update", &update, caller.now)
+            .await?;
         Ok(None)
     }
 }
 
+/// The `room` of a request about a room the caller's session is in (or its own user room).
+pub(crate) fn member_room<'a>(caller: &Caller<'_>, data: &'a Value) -> Result<&'a str, ErrorBody> {
+    let room = str_field(data, "room")?;
+    let member = !check_room(caller.user, room)?
+        || caller.session.lock().rooms.iter().any(|r| &*r.name == room);
+    if member {
+        Ok(room)
+    } else {
+        Err(error("forbidden", "join the room first"))
+    }
+}
+
+/// The ack for an id at or below the pair's floor.
+pub(crate) fn expired_ack(id: u64) -> String {
+    ack_frame(
+        id,
+        Err(error(
+            "id_expired",
+            "not processed: this id is older than the ids the server remembers",
+        )),
+    )
+}
+
+/// Whether an outcome is the broker's refusal (not processed: retry the same id).
+pub(crate) fn is_unavailable(outcome: &Outcome) -> bool {
+    outcome
+        .as_ref()
+        .is_err_and(|e| e.code == "rate_limited" && e.retry_after_ms.is_some())
+}
+
 /// Checks that `user` may be in `room`: `Ok(true)` for a chat room, `Ok(false)` for the user's own room.
-fn check_room(user: &str, room: &str) -> Result<bool, ErrorBody> {
+pub(crate) fn check_room(user: &str, room: &str) -> Result<bool, ErrorBody> {
     if room.len() > MAX_ROOM_NAME {
         return Err(error("bad_room", "room name too long"));
     }

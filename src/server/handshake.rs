@@ -129,10 +129,17 @@ pub(crate) async fn admit(ws: &mut Socket, ctx: &mut ConnContext) -> Option<Admi
         return None;
     }
     let client = request.client.as_deref();
-    let attached = match ctx
-        .hub
-        .attach(user, client, request.resume.as_ref(), Instant::now())
-    {
+    let resume = request.resume.as_ref();
+    let attached = match ctx.hub.cluster() {
+        Some(cluster) => {
+            let cluster = cluster.clone();
+            cluster
+                .attach(&ctx.hub, user, client, resume, Instant::now())
+                .await
+        }
+        None => ctx.hub.attach(user, client, resume, Instant::now()),
+    };
+    let attached = match attached {
         Ok(attached) => attached,
         Err(_) => {
             ctx.hub.stats.closed_too_many_per_user.bump();

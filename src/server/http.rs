@@ -96,6 +96,11 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     );
     if let Value::Object(fields) = &mut body {
         fields.insert("status".to_owned(), json!("ok"));
+        let node = match state.hub.cluster() {
+            Some(cluster) => cluster.health(),
+            None => json!({ "broker": "memory" }),
+        };
+        fields.insert("node".to_owned(), node);
         fields.insert(
             "uptime_s".to_owned(),
             json!(state.started.elapsed().as_secs()),
@@ -166,8 +171,16 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         );
     }
     let delivered = match &target {
-        Target::User(user) => hub.notify_user(user, &event, &data, now),
-        Target::Room(room) => hub.deliver_room(room, &event, &data, None, now),
+        Target::User(user) => hub.notify(user, &event, &data, now).await,
+        Target::Room(room) => hub.notify_room(room, &event, &data, now).await,
+    };
+    let Ok(delivered) = delivered else {
+        warn!("/notify refused: the cluster's broker is unreachable");
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker_unavailable",
+            "Redis is unreachable: the event was not delivered; retry later",
+        );
     };
     match &target {
         Target::User(user) => {

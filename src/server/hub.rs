@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::broker::Backend;
 use super::clock::now_rfc3339;
 use super::config::ServerConfig;
 use super::dedupe::{Dedupe, Scope};
@@ -34,7 +35,7 @@ use crate::protocol::{CloseCode, ResumePoint};
 const MAX_DETACHED_SESSIONS: usize = 10_000;
 
 /// Closes a socket whose session was resumed on a newer socket.
-const SUPERSEDED: Kill = Kill {
+pub(crate) const SUPERSEDED: Kill = Kill {
     code: CloseCode::NORMAL,
     reason: "session resumed on another connection",
 };
@@ -50,6 +51,9 @@ pub(crate) struct Attached {
     pub(crate) resumed: bool,
     /// `(seq, tail)` of the events to send right after `authenticated`, in `seq` order.
     pub(crate) replay: Vec<(u64, Bytes)>,
+    /// Queued events up to this `seq` were sent in `replay` already (a cluster queues live
+    /// events while it reads the replay from Redis); 0 on one node.
+    pub(crate) replayed_through: u64,
 }
 
 #[derive(Debug, Default)]
@@ -64,8 +68,8 @@ struct DetachedQueue {
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub(crate) max_conns_per_user: usize,
-    /// Rooms with more members do not announce joins and leaves.
-    announce_max_members: usize,
+    /// Rooms with more members do not announce joins, leaves and presence.
+    pub(crate) announce_max_members: usize,
     /// The largest frame clients accept; events that would not fit are refused up front.
     max_frame_bytes: usize,
     replay: ReplayLimits,
@@ -74,6 +78,8 @@ pub(crate) struct Hub {
     pub(crate) users: Users,
     pub(crate) rooms: Rooms,
     pub(crate) dedupe: Dedupe,
+    /// Where shared state lives: this process, or a cluster's Redis.
+    pub(crate) backend: Backend,
     /// Users whose new sockets `/dev/outage` refuses for now (dev mode only).
     pub(crate) outages: Outages,
     store: ReplayStore,
@@ -87,7 +93,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub(crate) fn new(config: &ServerConfig, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(config: &ServerConfig, stats: Arc<Stats>, backend: Backend) -> Self {
         Hub {
             max_conns_per_user: config.max_conns_per_user,
             announce_max_members: config.announce_max_members,
@@ -106,6 +112,7 @@ impl Hub {
                 config.dedupe_retention,
                 stats.clone(),
             ),
+            backend,
             outages: Outages::default(),
             store: ReplayStore::new(config.replay_budget_bytes, stats.clone()),
             detached: Mutex::new(DetachedQueue::default()),
@@ -147,6 +154,7 @@ impl Hub {
             user: handle,
             resumed: false,
             replay: Vec::new(),
+            replayed_through: 0,
         })
     }
 
@@ -191,11 +199,34 @@ impl Hub {
                 return None;
             }
         };
+        drop(state);
+        self.take_over(session, conn, user, now, replay)
+    }
+
+    /// Attaches `conn` to a session of `user` on this node, taking it over from an older socket
+    /// (closed with 1000); `replay` is what the new socket gets first. `None` if the session
+    /// died meanwhile.
+    pub(crate) fn take_over(
+        &self,
+        session: Arc<SessionCell>,
+        conn: &Arc<ConnCell>,
+        user: &str,
+        now: Instant,
+        replay: Vec<(u64, Bytes)>,
+    ) -> Option<Result<Attached, TooManyConnections>> {
+        let mut state = session.lock();
+        if !state.alive {
+            return None;
+        }
         let old = state.attached.replace(conn.clone());
         let was_detached = state.detached.take().is_some();
+        let rooms = was_detached.then(|| state.rooms.clone());
         drop(state);
         if was_detached {
             self.stats.detached.sub(1);
+        }
+        for room in rooms.iter().flatten() {
+            self.socket_joined(room, &session.user);
         }
         if let Some(old) = old {
             old.kill(SUPERSEDED);
@@ -219,11 +250,15 @@ impl Hub {
             user: handle,
             resumed: true,
             replay,
+            replayed_through: 0,
         }))
     }
 
     /// The socket went away: forget it and keep its session for resume.
     pub(crate) fn detach(&self, attached: &Attached, now: Instant) {
+        if let (Some(cluster), Some(lease)) = (self.cluster(), attached.conn.lease()) {
+            cluster.release_conn(&attached.user.name, lease);
+        }
         self.detach_conn(&attached.session, &attached.conn, &attached.user.name, now);
     }
 
@@ -249,14 +284,18 @@ impl Hub {
                 .push_back((Arc::downgrade(session), generation, now));
             generation
         });
-        if let Some(generation) = generation {
+        let rooms = generation.map(|generation| {
             state.attached = None;
             state.detached = Some(Detached {
                 at: now,
                 generation,
             });
-        }
+            state.rooms.clone()
+        });
         drop(state);
+        for room in rooms.iter().flatten() {
+            self.socket_left(room, &session.user);
+        }
         self.release(conn, user);
         if generation.is_none() {
             return;
@@ -283,7 +322,7 @@ impl Hub {
     }
 
     /// Stops counting `conn` as a live socket of `user` (once).
-    fn release(&self, conn: &ConnCell, user: &str) {
+    pub(crate) fn release(&self, conn: &ConnCell, user: &str) {
         if conn.release() {
             self.users.release_socket(user);
             self.stats.sockets.sub(1);
@@ -299,8 +338,8 @@ impl Hub {
     }
 
     /// Removes a session, its room memberships and its replay buffer; `false` if it was gone.
-    fn drop_session(&self, session: &Arc<SessionCell>) -> bool {
-        let rooms = {
+    pub(crate) fn drop_session(&self, session: &Arc<SessionCell>) -> bool {
+        let (rooms, live) = {
             let mut state = session.lock();
             if !state.alive {
                 return false;
@@ -310,8 +349,13 @@ impl Hub {
                 self.stats.detached.sub(1);
             }
             state.replay.clear();
-            std::mem::take(&mut state.rooms)
+            (std::mem::take(&mut state.rooms), state.attached.is_some())
         };
+        if live {
+            for room in &rooms {
+                self.socket_left(room, &session.user);
+            }
+        }
         lock(&self.sessions).remove(&session.id);
         self.stats.sessions.sub(1);
         self.users.remove_session(&session.user, session.id);
@@ -441,34 +485,28 @@ impl Hub {
         reached
     }
 
-    /// Sends a volatile event (no `seq`, never buffered) to the members of a chat room attached
-    /// now, skipping `except_user`'s sessions; returns how many live sockets it reached.
-    pub(crate) fn deliver_volatile(
+    /// Sends a volatile event to this node's members of a chat room of at most `max_members`
+    /// sessions here (`None`: any size), skipping `except_user`; larger rooms stay quiet, so a
+    /// join costs O(1) whatever the room's size (members ask `get_room_members` or `presence`).
+    pub(crate) fn volatile_up_to(
         &self,
         room: &str,
         event: &str,
         data: &Value,
         except_user: Option<&str>,
+        max_members: Option<usize>,
     ) -> usize {
-        match self.rooms.get(room) {
-            Some(room) => self.volatile_to(&room.members(), event, data, except_user),
-            None => 0,
-        }
-    }
-
-    /// Announces `user_joined` / `user_left` (volatile) in a room of at most
-    /// `announce_max_members` members; larger rooms stay quiet, so a join costs O(1) whatever
-    /// the room's size (members learn who is there from `get_room_members`).
-    pub(crate) fn announce(&self, room: &str, event: &str, user: &str) {
-        let Some(members) = self
-            .rooms
-            .get(room)
-            .and_then(|r| r.members_up_to(self.announce_max_members))
-        else {
-            return;
+        let Some(room) = self.rooms.get(room) else {
+            return 0;
         };
-        let note = serde_json::json!({ "room": room, "user": user });
-        self.volatile_to(&members, event, &note, Some(user));
+        let members = match max_members {
+            Some(max) => match room.members_up_to(max) {
+                Some(members) => members,
+                None => return 0,
+            },
+            None => room.members(),
+        };
+        self.volatile_to(&members, event, data, except_user)
     }
 
     fn volatile_to(
@@ -514,5 +552,6 @@ pub(crate) fn janitor_period(replay_age: Duration) -> Duration {
     (replay_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
 }
 
+mod glue;
 #[cfg(test)]
 mod tests;

@@ -25,8 +25,10 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod auth;
+mod broker;
 pub mod cli;
 mod clock;
+mod cluster;
 mod config;
 mod connection;
 mod dedupe;
@@ -40,6 +42,7 @@ mod hub;
 mod listener;
 mod logsafe;
 mod outbox;
+mod presence;
 mod rate;
 mod replay;
 mod rooms;
@@ -62,15 +65,17 @@ use tokio::time::{sleep, timeout, Instant};
 use tracing::{info, warn};
 
 pub use auth::mint_token;
+pub use cluster::ClusterError;
 pub use config::{
-    ServerConfig, DEFAULT_ANNOUNCE_MAX_MEMBERS, DEFAULT_AUTH_TIMEOUT, DEFAULT_DEDUPE_BUDGET_BYTES,
-    DEFAULT_DEDUPE_CLIENTS_PER_USER, DEFAULT_DEDUPE_RETENTION, DEFAULT_FRAME_RATE,
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNS_PER_USER,
-    DEFAULT_MAX_UNAUTHED_PER_IP, DEFAULT_RATE_LIMIT, DEFAULT_REPLAY_AGE,
-    DEFAULT_REPLAY_BUDGET_BYTES, DEFAULT_REPLAY_MAX, DEFAULT_REPLAY_USER_BYTES,
+    ServerConfig, DEFAULT_ANNOUNCE_MAX_MEMBERS, DEFAULT_AUTH_TIMEOUT, DEFAULT_CLUSTER_LEASE,
+    DEFAULT_DEDUPE_BUDGET_BYTES, DEFAULT_DEDUPE_CLIENTS_PER_USER, DEFAULT_DEDUPE_RETENTION,
+    DEFAULT_FRAME_RATE, DEFAULT_HEADER_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNS_PER_USER, DEFAULT_MAX_UNAUTHED_PER_IP, DEFAULT_RATE_LIMIT,
+    DEFAULT_REPLAY_AGE, DEFAULT_REPLAY_BUDGET_BYTES, DEFAULT_REPLAY_MAX, DEFAULT_REPLAY_USER_BYTES,
     DEFAULT_UNREAD_BUDGET_BYTES, DEFAULT_UPGRADE_TIMEOUT,
 };
 
+use broker::Backend;
 use gate::Gate;
 use hub::Hub;
 use stats::Stats;
@@ -112,6 +117,8 @@ pub struct RunningServer {
     mode: watch::Sender<Mode>,
     serve: JoinHandle<()>,
     janitor: JoinHandle<()>,
+    /// A cluster node's subscription and lease renewal.
+    background: Vec<JoinHandle<()>>,
     tasks: Arc<Tasks>,
 }
 
@@ -139,6 +146,9 @@ impl RunningServer {
             self.tasks.abort_all();
         }
         self.janitor.abort();
+        for task in &self.background {
+            task.abort();
+        }
         info!("shut down");
     }
 
@@ -149,19 +159,36 @@ impl RunningServer {
         warn!(addr = %self.addr, "aborting");
         self.serve.abort();
         self.janitor.abort();
+        for task in &self.background {
+            task.abort();
+        }
         self.tasks.abort_all();
     }
 }
 
 /// Binds `config.addr`, spawns the server on the current tokio runtime and returns at once.
+/// With `config.redis`, it first joins the cluster (Redis must answer now; an error of kind
+/// `Other` wrapping a [`ClusterError`] otherwise).
 ///
 /// If the port is still held by a server that was just stopped, binding is retried for up to 2 s.
 pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
+    let backend = match &config.redis {
+        Some(url) => Backend::Redis(
+            cluster::Cluster::connect(url, &config)
+                .await
+                .map_err(io::Error::other)?,
+        ),
+        None => Backend::Memory,
+    };
     let listener = bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
     let stats = Arc::new(Stats::default());
-    let hub = Arc::new(Hub::new(&config, stats.clone()));
+    let hub = Arc::new(Hub::new(&config, stats.clone(), backend));
+    let background = match hub.cluster() {
+        Some(cluster) => cluster.start(&hub),
+        None => Vec::new(),
+    };
     let gate = Arc::new(Gate::new(
         config.max_connections,
         config.max_unauthed_per_ip,
@@ -192,6 +219,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         mode: mode_tx,
         serve,
         janitor,
+        background,
         tasks,
     })
 }

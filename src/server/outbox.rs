@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::futures::Notified;
@@ -81,6 +81,8 @@ pub(crate) struct ConnCell {
     wake: Notify,
     /// Set once the socket stopped counting as one of its user's live sockets.
     released: AtomicBool,
+    /// In a cluster: the socket's entry among its user's leased sockets.
+    lease: OnceLock<Box<str>>,
 }
 
 impl ConnCell {
@@ -89,6 +91,7 @@ impl ConnCell {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             released: AtomicBool::new(false),
+            lease: OnceLock::new(),
         }
     }
 
@@ -157,6 +160,16 @@ impl ConnCell {
     /// Wakes the socket task again (it consumed a wake-up meant for its main loop).
     pub(crate) fn rewake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Names the socket's cluster lease (once).
+    pub(crate) fn set_lease(&self, member: String) {
+        let _ = self.lease.set(member.into_boxed_str());
+    }
+
+    /// The socket's cluster lease, if it has one.
+    pub(crate) fn lease(&self) -> Option<&str> {
+        self.lease.get().map(|m| &**m)
     }
 
     /// Marks the socket as no longer counted; `true` the first time only.

@@ -1,4 +1,5 @@
-//! Chat rooms: who is in each, behind one lock per room, and the map from names to rooms.
+//! Chat rooms: who is in each (sessions) and who is present (users with a session in the room
+//! that has a live socket), behind one lock per room, and the map from names to rooms.
 //!
 //! Lock order (never reversed): a session's lock, then the rooms map, then a room. Delivery takes
 //! the map only to find the room and the room only to copy its member list, then delivers to
@@ -15,6 +16,8 @@ use super::stats::Stats;
 pub(crate) struct Room {
     pub(crate) name: Box<str>,
     members: Mutex<HashMap<SessionId, Arc<SessionCell>>>,
+    /// Per user, how many of the user's sessions in the room have a live socket.
+    present: Mutex<HashMap<Arc<str>, usize>>,
 }
 
 impl Room {
@@ -31,6 +34,40 @@ impl Room {
     pub(crate) fn members_up_to(&self, max: usize) -> Option<Vec<Arc<SessionCell>>> {
         let members = self.lock();
         (members.len() <= max).then(|| members.values().cloned().collect())
+    }
+
+    fn present(&self) -> MutexGuard<'_, HashMap<Arc<str>, usize>> {
+        self.present.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One more session of `user` with a live socket; `true` if it is the user's first here.
+    pub(crate) fn online(&self, user: &Arc<str>) -> bool {
+        let mut present = self.present();
+        let count = present.entry(user.clone()).or_default();
+        *count += 1;
+        *count == 1
+    }
+
+    /// One session of `user` lost its socket or left; `true` if it was the user's last here.
+    pub(crate) fn offline(&self, user: &str) -> bool {
+        let mut present = self.present();
+        match present.get_mut(user) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                present.remove(user);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many users are present, and up to `max` of them.
+    pub(crate) fn present_users(&self, max: usize) -> (usize, Vec<Arc<str>>) {
+        let present = self.present();
+        (present.len(), present.keys().take(max).cloned().collect())
     }
 
     /// How many distinct users are in the room, and up to `max` of them.
@@ -76,6 +113,7 @@ impl Rooms {
                 let room = Arc::new(Room {
                     name: name.into(),
                     members: Mutex::new(HashMap::new()),
+                    present: Mutex::new(HashMap::new()),
                 });
                 map.insert(name.into(), room.clone());
                 self.stats.rooms.add(1);

@@ -140,6 +140,26 @@ impl SessionCell {
 }
 
 impl SessionCell {
+    /// Queues a stored event whose `seq` the cluster gave (and whose replay lives in Redis) on
+    /// the attached socket.
+    pub(crate) fn deliver_at(&self, seq: u64, tail: &Bytes) -> Reach {
+        let mut state = self.lock();
+        if !state.alive {
+            return Reach::Gone;
+        }
+        state.next_seq = state.next_seq.max(seq + 1);
+        match &state.attached {
+            Some(conn) => match conn.push(Outgoing::Event {
+                seq,
+                tail: tail.clone(),
+            }) {
+                Pushed::Queued => Reach::Live,
+                Pushed::Refused => Reach::Buffered,
+            },
+            None => Reach::Buffered,
+        }
+    }
+
     /// Queues a volatile frame (no `seq`, never buffered) on the attached socket; `true` if taken.
     pub(crate) fn deliver_volatile(&self, frame: &Outgoing) -> bool {
         let state = self.lock();
@@ -151,6 +171,11 @@ impl SessionCell {
 }
 
 impl SessionState {
+    /// Continues numbering after `last` (a session adopted from another node).
+    pub(crate) fn continue_after(&mut self, last: u64) {
+        self.next_seq = self.next_seq.max(last + 1);
+    }
+
     /// Takes the next event `seq`.
     fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;

@@ -12,13 +12,18 @@ fn client(name: &str) -> Scope {
     Scope::Client(name.into())
 }
 
-/// Sends `id` on the pair: `Some(ack)` when it was processed (recorded with ack `ack{id}`).
+/// Sends `id` on the pair (recorded with ack `ack{id}` when new) and says what it found.
 fn send(d: &Dedupe, user: &str, scope: &Scope, id: u64, now: Instant) -> Seen {
-    d.with_pair(&user.into(), scope, now, |pair| {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut pair = d.lock_pair(&user.into(), scope, now).await;
         let seen = pair.check(id);
         if seen == Seen::New {
             pair.record(id, Some(format!("ack{id}").into()));
         }
+        d.release(pair);
         seen
     })
 }
@@ -26,7 +31,7 @@ fn send(d: &Dedupe, user: &str, scope: &Scope, id: u64, now: Instant) -> Seen {
 fn floor_of(d: &Dedupe, user: &str, scope: &Scope) -> u64 {
     let index = d.lock();
     let slot = &index.users[user].pairs[scope];
-    let floor = lock_memory(&slot.cell).floor();
+    let floor = try_memory(&slot.cell).expect("not in use").floor();
     floor
 }
 

@@ -6,7 +6,11 @@ use super::*;
 use crate::server::outbox::{Outgoing, TOO_SLOW};
 
 fn hub() -> Hub {
-    Hub::new(&ServerConfig::for_tests(), Arc::new(Stats::default()))
+    Hub::new(
+        &ServerConfig::for_tests(),
+        Arc::new(Stats::default()),
+        Backend::Memory,
+    )
 }
 
 fn drain(conn: &ConnCell) -> Vec<u64> {

@@ -1,0 +1,87 @@
+//! A real `redis-server` for cluster tests: on a free loopback port, persistence off, stopped
+//! (killed) when dropped; [`RedisServer::stop`] and [`RedisServer::start_again`] make an outage.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sockline::server::{start, RunningServer, ServerConfig};
+
+/// A `redis-server` child process.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("an address").port()
+}
+
+impl RedisServer {
+    /// Starts `redis-server` (Debian's package; `scripts/setup.sh --redis` installs it).
+    pub fn start() -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+        };
+        server.start_again();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port, empty (it was stopped: nothing was kept).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--protected-mode", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server runs (install it: scripts/setup.sh --redis)");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not listen on {addr}");
+    }
+
+    /// Kills it (as a crash would: no data kept, persistence is off).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A cluster node on 127.0.0.1:0 named `node`, sharing `redis`; a 10 s heartbeat so raw test
+/// clients that do not answer pings stay up.
+pub async fn node(redis: &RedisServer, node: &str) -> RunningServer {
+    let config = ServerConfig {
+        redis: Some(redis.url()),
+        node_id: Some(node.to_owned()),
+        heartbeat: Duration::from_secs(10),
+        replay_age: Duration::from_secs(30),
+        ..ServerConfig::for_tests()
+    };
+    start(config).await.expect("the node starts")
+}
