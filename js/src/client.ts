@@ -1,0 +1,754 @@
+// `SocklineClient`, the package's public class: the wasm core client's API, shared by the tabs
+// of one app. Each tab keeps its own listeners, its unacked sends and requests (under ids of
+// its own) and its rooms; one tab, the leader, runs the connection (see tabs/leader.ts) and the
+// others reach it over a BroadcastChannel. Without sharing the tab leads a group of one.
+import { SocklineClient as Core } from './sockline.js';
+import type { ClientOptions as CoreOptions, ClientPayload, ClientStats as CoreStats, StateChange } from './sockline.js';
+import { Leader, type Host, type Known } from './tabs/leader.js';
+import { Outbox, hasIndexedDb, local, randomId } from './tabs/store.js';
+import { fromWire, sockError, toWire } from './tabs/wire.js';
+import type { Claim, FromLeader, Intent, Message, Point, ToLeader } from './tabs/wire.js';
+import type { ClientOptions, ClientStats, EventMap } from './index.js';
+
+type Listener = (data: never) => void;
+
+interface Pending {
+  claim: Claim;
+  /** A request: its promise and the timer that rejects it with `timeout`. */
+  req?: { resolve(v: unknown): void; reject(e: unknown): void; timer: ReturnType<typeof setTimeout>; deadline: number };
+}
+
+const FRAME_LIMIT = 65_536;
+/** Room for the frame envelope around a send's event and data (as the core counts it). */
+const SEND_ENVELOPE_BYTES = 64;
+const DEFAULT_TIMEOUT_MS = 10_000;
+const SESSIONS_REMEMBERED = 4;
+
+const hasLocks = () => typeof navigator !== 'undefined' && !!navigator.locks;
+const hasChannel = () => typeof BroadcastChannel === 'function';
+const utf8 = (s: string) => new TextEncoder().encode(s).length;
+
+function invalidOptions(message: string): Error {
+  return sockError('invalid_options', message);
+}
+
+function freed(): Error {
+  return sockError('freed', 'the client was freed');
+}
+
+/**
+ * A reconnecting WebSocket client; with `shareAcrossTabs` (the default where the browser has
+ * Web Locks and BroadcastChannel) every tab of the app on one origin shares one connection.
+ *
+ * ```js
+ * import init, { SocklineClient } from 'sockline';
+ * await init();
+ * const client = new SocklineClient({ url: 'wss://example.com/ws', getToken: fetchToken });
+ * client.on('new_notification', (n) => console.log(n.title));
+ * client.connect();
+ * ```
+ */
+export class SocklineClient {
+  readonly #tab = randomId();
+  readonly #options: CoreOptions;
+  readonly #scope: string;
+  readonly #sharing: boolean;
+  readonly #persist: boolean;
+  readonly #maxMessages: number;
+  readonly #maxBytes: number;
+  #cid: string;
+  #leader: Leader | null = null;
+  #store: Outbox | null = null;
+  #channel: BroadcastChannel | null = null;
+  readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #stateListeners = new Set<(change: StateChange) => void>();
+  readonly #pending = new Map<number, Pending>();
+  #nextLocal = 1;
+  readonly #rooms = new Set<string>();
+  #visible = true;
+  #intent: Intent | null = null;
+  #intents = 0;
+  #change: StateChange | null = null;
+  #known: Known = { point: null, next: 0, desired: false, rooms: [], user: null, change: null };
+  #session: string | null = null;
+  readonly #seen = new Map<string, number>();
+  #leaderTab: string | null = null;
+  #tabs = 1;
+  #statsSnapshot: CoreStats | null = null;
+  #statsAsked = false;
+  /** The tab lock is held and the hello sent: messages to the leader may go out. */
+  #joined = false;
+  #tabRequested = false;
+  readonly #explicitCid: string | undefined;
+  #suspended = false;
+  #freed = false;
+  #releaseTab: (() => void) | null = null;
+  #releaseLeader: (() => void) | null = null;
+  #releaseClaim: (() => void) | null = null;
+  #queued: AbortController | null = null;
+  readonly #cleanups: Array<() => void> = [];
+
+  /**
+   * Creates a client in `disconnected`; nothing happens until `connect()`. Throws an `Error`
+   * with code `invalid_options` when an option is missing or mistyped.
+   */
+  constructor(options: ClientOptions) {
+    const { shareAcrossTabs, key = '', persist, ...rest } = (options ?? {}) as ClientOptions;
+    if (shareAcrossTabs !== undefined && typeof shareAcrossTabs !== 'boolean') throw invalidOptions('`shareAcrossTabs` must be a boolean');
+    if (persist !== undefined && typeof persist !== 'boolean') throw invalidOptions('`persist` must be a boolean');
+    if (typeof key !== 'string') throw invalidOptions('`key` must be a string');
+    // The core checks everything else (and throws the same errors it always did).
+    const probe = new Core({ ...rest, followPageVisibility: false } as CoreOptions);
+    this.#cid = rest.clientId ?? probe.clientId;
+    probe.free();
+    this.#options = rest;
+    this.#explicitCid = rest.clientId;
+    this.#maxMessages = rest.outbox?.maxMessages ?? 1000;
+    this.#maxBytes = rest.outbox?.maxBytes ?? 1024 * 1024;
+    this.#scope = `sockline:${key}:${rest.url}`;
+    this.#sharing = (shareAcrossTabs ?? true) && hasLocks() && hasChannel();
+    this.#persist = (persist ?? true) && hasLocks() && hasIndexedDb();
+    if (typeof document !== 'undefined') {
+      this.#visible = document.visibilityState !== 'hidden';
+      this.#listen(document, 'visibilitychange', () => {
+        this.#visible = document.visibilityState !== 'hidden';
+        this.#toLeader({ t: 'vis', from: this.#tab, visible: this.#visible });
+      });
+    }
+    if (this.#sharing) this.#startShared();
+    else this.#startAlone();
+  }
+
+  // ---- the public API ----
+
+  /** Listens for `name`; returns the function that stops listening. */
+  on<K extends keyof EventMap>(name: K, listener: (data: EventMap[K]) => void): () => void {
+    if (typeof name !== 'string') throw sockError('invalid_argument', 'the event name must be a string');
+    if (typeof listener !== 'function') throw sockError('invalid_argument', 'the listener must be a function');
+    if (this.#freed) throw freed();
+    let set = this.#listeners.get(name);
+    if (!set) this.#listeners.set(name, (set = new Set()));
+    const entry = ((data: EventMap[K]) => listener(data)) as Listener;
+    set.add(entry);
+    return () => void set.delete(entry);
+  }
+
+  /** Listens for state changes (`{ state, attempt, reason, message, nextRetryMs }`). */
+  onState(listener: (change: StateChange) => void): () => void {
+    if (typeof listener !== 'function') throw sockError('invalid_argument', 'the listener must be a function');
+    if (this.#freed) throw freed();
+    const entry = (change: StateChange) => listener(change);
+    this.#stateListeners.add(entry);
+    return () => void this.#stateListeners.delete(entry);
+  }
+
+  /**
+   * Queues an event for the server (kept and resent until acknowledged); returns its id, which
+   * the `ack` event carries. Throws `outbox_full`, `too_large`, `empty_event_name` or
+   * `bad_payload`.
+   */
+  send<K extends string>(name: K, data?: ClientPayload<K>): number {
+    const claim = this.#claim(name, data);
+    if (this.#pending.size >= this.#maxMessages || this.#pendingBytes() + claim.json.length > this.#maxBytes) {
+      throw sockError(
+        'outbox_full',
+        `outbox full (${this.#maxMessages} messages / ${this.#maxBytes} bytes); send not queued`,
+      );
+    }
+    this.#pending.set(claim.local, { claim });
+    try {
+      this.#toLeader({ t: 'send', from: this.#tab, claim });
+    } catch (e) {
+      this.#pending.delete(claim.local);
+      throw e;
+    }
+    return claim.local;
+  }
+
+  /** Sends an event and resolves with the server's ack data (rejects with a `SocklineError`). */
+  request<T = unknown, K extends string = string>(
+    name: K,
+    data?: ClientPayload<K>,
+    options?: { timeoutMs?: number },
+  ): Promise<T> {
+    try {
+      const claim = this.#claim(name, data);
+      const t = options?.timeoutMs;
+      if (typeof t === 'number' && !(Number.isFinite(t) && t >= 0)) {
+        throw sockError('invalid_argument', '`timeoutMs` must be a non-negative number');
+      }
+      const timeoutMs = typeof t === 'number' ? t : DEFAULT_TIMEOUT_MS;
+      claim.timeoutMs = timeoutMs;
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          if (this.#pending.delete(claim.local)) {
+            reject(sockError('timeout', `no ack within ${timeoutMs} ms`, { id: claim.local }));
+          }
+        }, timeoutMs);
+        const deadline = Date.now() + timeoutMs;
+        this.#pending.set(claim.local, { claim, req: { resolve: resolve as (v: unknown) => void, reject, timer, deadline } });
+        this.#toLeader({ t: 'send', from: this.#tab, claim });
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Joins `room` (now if connected, else on the next session); re-joined after every new session. */
+  join(room: string): void {
+    if (typeof room !== 'string' || room === '') throw sockError('invalid_argument', 'the room name must not be empty');
+    if (this.#freed) throw freed();
+    if (this.#rooms.has(room)) return;
+    this.#rooms.add(room);
+    this.#toLeader({ t: 'join', from: this.#tab, room });
+  }
+
+  /** Leaves `room` (for this tab: the connection leaves when no tab wants it). */
+  leave(room: string): void {
+    if (this.#freed) throw freed();
+    if (!this.#rooms.delete(room)) return;
+    this.#toLeader({ t: 'leave', from: this.#tab, room });
+  }
+
+  /** Starts connecting (from `disconnected`, whatever the reason), with the backoff reset. */
+  connect(): void {
+    if (this.#freed) throw freed();
+    this.#command(true);
+  }
+
+  /**
+   * Closes the socket and stays `disconnected` until the next `connect()` (from any tab: the
+   * connection is the group's).
+   */
+  disconnect(): void {
+    if (!this.#freed) this.#command(false);
+  }
+
+  /** The state's name (the leader's, mirrored). */
+  get state(): StateChange['state'] {
+    return this.#change?.state ?? 'disconnected';
+  }
+
+  /** The client id sent in `auth` (shared by the tabs of a group, kept across reloads when persisting). */
+  get clientId(): string {
+    return this.#cid;
+  }
+
+  /** Whether this tab runs the connection. */
+  get isLeader(): boolean {
+    return this.#leader !== null;
+  }
+
+  /**
+   * Counters (the leader's, as of its last report on a follower), whether this tab leads, and
+   * under `debug` what this tab holds.
+   */
+  stats(): ClientStats {
+    const own = this.#leader?.stats();
+    if (!own && this.#joined && !this.#statsAsked && this.#leaderTab) {
+      this.#statsAsked = true;
+      this.#toLeader({ t: 'stats?', from: this.#tab });
+    }
+    const base = own ?? this.#statsSnapshot ?? zeroStats();
+    const debug = own ? own.debug : zeroStats().debug;
+    const pendingRequests = [...this.#pending.values()].filter((p) => p.req).length;
+    return {
+      ...base,
+      state: this.state,
+      isLeader: this.isLeader,
+      leader: this.#leaderTab,
+      tab: this.#tab,
+      tabs: this.#leader ? this.#leader.tabs : this.#tabs,
+      sharing: this.#sharing,
+      persist: this.#persist,
+      debug: {
+        ...debug,
+        listeners: [...this.#listeners.values()].reduce((n, s) => n + s.size, 0),
+        stateListeners: this.#stateListeners.size,
+        pendingRequests,
+      },
+    };
+  }
+
+  /**
+   * Releases everything this tab holds: its listeners, its locks, its channel, and (on the
+   * leader) the connection, which another tab then takes over. Pending requests reject with
+   * `freed`; plain sends already taken by a leader still go out (and stay stored when persisting).
+   */
+  free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    for (const undo of this.#cleanups.splice(0)) undo();
+    for (const p of this.#pending.values()) {
+      if (!p.req) continue;
+      clearTimeout(p.req.timer);
+      p.req.reject(sockError('freed', 'the client was freed before the request was acknowledged', { id: p.claim.local }));
+    }
+    this.#pending.clear();
+    this.#step(true);
+    this.#releaseClaim?.();
+    this.#channel?.close();
+    this.#store?.close();
+    this.#listeners.clear();
+    this.#stateListeners.clear();
+  }
+
+  // ---- roles ----
+
+  /** Sharing: join the group (tab lock, then hello) and queue for the leader lock. */
+  #startShared(): void {
+    this.#cid = this.#groupCid();
+    this.#channel = new BroadcastChannel(this.#scope);
+    this.#channel.onmessage = (ev: MessageEvent<Message>) => this.#onMessage(ev.data);
+    if (typeof window !== 'undefined') {
+      // A page in the back-forward cache or frozen cannot answer: it leaves the group (and
+      // hands the connection on) until it comes back.
+      this.#listen(window, 'pagehide', () => this.#suspend());
+      this.#listen(window, 'pageshow', (e) => (e as PageTransitionEvent).persisted && this.#resume());
+      this.#listen(document, 'freeze', () => this.#suspend());
+      this.#listen(document, 'resume', () => this.#resume());
+    }
+    if (this.#persist) {
+      Outbox.open((m) => this.#storageError(m)).then(
+        (store) => (this.#freed ? store.close() : (this.#store = store)),
+        (e) => this.#storageError(`IndexedDB is not available: ${toWire(e).message}`),
+      ).finally(() => this.#resume());
+    } else {
+      this.#resume();
+    }
+  }
+
+  /** No sharing: lead alone; when persisting, first claim a stored queue no other tab holds. */
+  #startAlone(): void {
+    if (!this.#persist) return this.#lead(this.#cid);
+    const explicitCid = this.#explicitCid;
+    const start = async () => {
+      let store: Outbox | null = null;
+      try {
+        store = await Outbox.open((m) => this.#storageError(m));
+      } catch (e) {
+        this.#storageError(`IndexedDB is not available: ${toWire(e).message}`);
+      }
+      if (this.#freed) return store?.close();
+      this.#store = store;
+      let cid = explicitCid;
+      if (!cid && store) {
+        // The client ids of earlier tabs without sharing (this scope): take one no live tab
+        // holds, with whatever it left unacked; else start a new one and remember it.
+        const listKey = `${this.#scope}:solo`;
+        let list: string[] = [];
+        try {
+          const parsed: unknown = JSON.parse(local.get(listKey) ?? '[]');
+          if (Array.isArray(parsed)) list = parsed.filter((c): c is string => typeof c === 'string');
+        } catch {
+          /* unreadable: start a new list */
+        }
+        const group = local.get(`${this.#scope}:cid`);
+        const stored = await store.cids(this.#scope).catch(() => [] as string[]);
+        for (const candidate of new Set([...list, ...stored])) {
+          if (candidate !== group && (await this.#claimCid(candidate))) {
+            cid = candidate;
+            break;
+          }
+        }
+        if (!cid) {
+          cid = this.#cid;
+          await this.#claimCid(cid);
+        }
+        if (!list.includes(cid)) local.set(listKey, JSON.stringify([...list, cid].slice(-16)));
+      }
+      if (this.#freed) return this.#releaseClaim?.();
+      this.#lead(cid ?? this.#cid);
+    };
+    void start();
+  }
+
+  /** Holds `sockline:cid:<cid>` for this tab's life if no other tab holds it. */
+  #claimCid(cid: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      navigator.locks
+        .request(`sockline:cid:${cid}`, { ifAvailable: true }, (lock) => {
+          if (!lock) return resolve(false);
+          resolve(true);
+          return new Promise<void>((release) => (this.#releaseClaim = release));
+        })
+        .catch(() => resolve(false));
+    });
+  }
+
+  /** (Re)joins the group: the tab lock first (the leader watches it), then hello; queues for leadership. */
+  #resume(): void {
+    if (this.#freed || !this.#channel) return;
+    this.#suspended = false;
+    if (!this.#tabRequested) {
+      this.#tabRequested = true;
+      navigator.locks
+        .request(`${this.#scope}:tab:${this.#tab}`, () => {
+          this.#tabRequested = false;
+          if (this.#freed || this.#suspended) return;
+          return new Promise<void>((release) => {
+            this.#releaseTab = release;
+            this.#joined = true;
+            if (!this.#leader) this.#post(this.#hello());
+          });
+        })
+        .catch(() => {});
+    }
+    if (!this.#queued && !this.#leader) {
+      const queued = new AbortController();
+      this.#queued = queued;
+      navigator.locks
+        .request(`${this.#scope}:leader`, { signal: queued.signal }, () => {
+          if (this.#freed || this.#suspended || queued.signal.aborted) return;
+          return new Promise<void>((release) => {
+            this.#releaseLeader = release;
+            this.#lead(this.#groupCid());
+          });
+        })
+        .catch(() => {});
+    }
+  }
+
+  #suspend(): void {
+    if (this.#freed || this.#suspended || !this.#channel) return;
+    this.#suspended = true;
+    this.#step(false);
+  }
+
+  /** Leaves the group: resigns if leading, else says bye; releases the locks. */
+  #step(freeing: boolean): void {
+    if (this.#leader) {
+      const leader = this.#leader;
+      this.#leader = null;
+      leader.stop();
+      this.#leaderTab = null;
+      this.#releaseLeader?.();
+      this.#releaseLeader = null;
+      if (!freeing) this.#emit('leader_changed', { isLeader: false, leader: null });
+    } else if (this.#joined) {
+      this.#post({ t: 'bye', from: this.#tab });
+    }
+    this.#queued?.abort();
+    this.#queued = null;
+    this.#joined = false;
+    this.#releaseTab?.();
+    this.#releaseTab = null;
+  }
+
+  #lead(cid: string): void {
+    this.#cid = cid;
+    const host: Host = {
+      tab: this.#tab,
+      scope: this.#scope,
+      cid,
+      options: this.#options,
+      shared: this.#sharing,
+      store: this.#store,
+      durable: this.#sharing || this.#store !== null,
+      known: { ...this.#known, point: this.#point(), change: this.#change },
+      hello: () => this.#hello(),
+      deliver: (msg) => this.#receive(msg),
+      post: (msg) => this.#post(msg),
+      liveTabs: () => this.#liveTabs(),
+      watch: (tab, signal, gone) => {
+        navigator.locks.request(`${this.#scope}:tab:${tab}`, { signal }, () => gone()).catch(() => {});
+      },
+      storageError: (m) => this.#storageError(m),
+    };
+    const leader = new Leader(host);
+    this.#statsSnapshot = null;
+    this.#leader = leader;
+    this.#leaderTab = this.#tab;
+    this.#queued = null;
+    this.#emit('leader_changed', { isLeader: true, leader: this.#tab });
+    void leader.start();
+  }
+
+  /**
+   * The group's client id: read (or first written) under the leader lock, so every leader of
+   * the group uses the one the durable outbox is keyed by.
+   */
+  #groupCid(): string {
+    if (this.#explicitCid) return this.#explicitCid;
+    const key = `${this.#scope}:cid`;
+    const cid = local.get(key) ?? this.#cid;
+    local.set(key, cid);
+    return cid;
+  }
+
+  async #liveTabs(): Promise<string[]> {
+    const prefix = `${this.#scope}:tab:`;
+    const { held = [] } = await navigator.locks.query();
+    return held
+      .map((l) => l.name ?? '')
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => n.slice(prefix.length))
+      .filter((t) => t !== this.#tab);
+  }
+
+  // ---- messages ----
+
+  #toLeader(msg: ToLeader): void {
+    if (this.#leader) this.#leader.handle(msg, true);
+    else if (this.#joined) this.#post(msg);
+    // Else the tab's state (rooms, sends, intent) goes with its next hello.
+  }
+
+  #post(msg: Message): void {
+    try {
+      this.#channel?.postMessage(msg);
+    } catch (e) {
+      this.#emit('error', sockError('bad_payload', `could not pass a message to the other tabs: ${toWire(e).message}`));
+    }
+  }
+
+  #hello(): Extract<ToLeader, { t: 'hello' }> {
+    const now = Date.now();
+    const claims: Claim[] = [];
+    for (const p of this.#pending.values()) {
+      if (!p.req) claims.push(p.claim);
+      else claims.push({ ...p.claim, timeoutMs: Math.max(0, p.req.deadline - now) });
+    }
+    return {
+      t: 'hello',
+      from: this.#tab,
+      rooms: [...this.#rooms],
+      visible: this.#visible,
+      point: this.#point(),
+      claims,
+      intent: this.#intent,
+    };
+  }
+
+  #onMessage(msg: Message): void {
+    if (this.#freed || this.#suspended || !msg || typeof msg !== 'object') return;
+    if ('to' in msg && msg.to !== undefined && msg.to !== this.#tab) return;
+    switch (msg.t) {
+      case 'hello':
+      case 'send':
+      case 'join':
+      case 'leave':
+      case 'intent':
+      case 'vis':
+      case 'stats?':
+      case 'bye':
+        this.#leader?.handle(msg);
+        return;
+      default:
+        this.#receive(msg);
+    }
+  }
+
+  /** What a leader says (this tab's own leader included, directly). */
+  #receive(msg: FromLeader): void {
+    switch (msg.t) {
+      case 'leader': {
+        if (this.#leader) return; // (two leaders cannot be: the lock is one)
+        const changed = this.#leaderTab !== msg.from;
+        if (changed) this.#statsAsked = false;
+        this.#leaderTab = msg.from;
+        this.#cid = msg.cid;
+        this.#known.desired = msg.desired;
+        this.#known.rooms = msg.rooms;
+        this.#known.next = Math.max(this.#known.next, msg.next);
+        this.#known.user = msg.user;
+        this.#tabs = msg.tabs;
+        if (msg.session) this.#session = msg.session;
+        if (msg.change) this.#setState(msg.change, true);
+        // A new leader's announcement: tell it what this tab has.
+        if (msg.to === undefined && this.#joined && !this.#leader) this.#post(this.#hello());
+        if (changed) this.#emit('leader_changed', { isLeader: this.isLeader, leader: msg.from });
+        return;
+      }
+      case 'state':
+        // Messages of one sender arrive in order, so after a leader's `resign` nothing of that
+        // leadership follows; a dead leader's late messages lose to the new one's `leader`.
+        if (this.#leaderTab !== msg.from) {
+          if (this.#leaderTab !== null) return;
+          this.#leaderTab = msg.from;
+        }
+        this.#known.desired = msg.desired;
+        this.#known.next = Math.max(this.#known.next, msg.next);
+        if (msg.session) this.#session = msg.session;
+        this.#statsSnapshot = null;
+        this.#setState(msg.change);
+        return;
+      case 'ev':
+        return this.#event(msg.name, msg.data, msg.seq, msg.session);
+      case 'err':
+        return this.#emit('error', fromWire(msg.error));
+      case 'acc': {
+        const p = this.#pending.get(msg.local);
+        if (p) {
+          p.claim.id = msg.id;
+          p.claim.owner = msg.owner;
+        }
+        this.#known.next = Math.max(this.#known.next, msg.id + 1);
+        return;
+      }
+      case 'done':
+        return this.#settle(msg.local, msg.ok, msg.data, msg.error);
+      case 'ok':
+        if (this.#intent?.n === msg.n) this.#intent = null;
+        return;
+      case 'stats':
+        this.#statsSnapshot = msg.stats as unknown as CoreStats;
+        this.#statsAsked = false;
+        return;
+      case 'next':
+        this.#known.next = Math.max(this.#known.next, msg.next);
+        return;
+      case 'rooms':
+        this.#known.rooms = msg.rooms;
+        this.#tabs = msg.tabs;
+        return;
+      case 'resign':
+        if (this.#leaderTab === msg.from && !this.#leader) this.#leaderTab = null;
+        this.#statsAsked = false;
+        this.#known.next = Math.max(this.#known.next, msg.next);
+        if (msg.point) {
+          this.#session = msg.point.session;
+          this.#seen.set(msg.point.session, Math.max(this.#seen.get(msg.point.session) ?? 0, msg.point.seq));
+        }
+        return;
+    }
+  }
+
+  /** A state change; `status`: the state a leader reported in passing (told only if it differs). */
+  #setState(change: StateChange, status = false): void {
+    const prev = this.#change;
+    this.#change = change;
+    if (status && prev && JSON.stringify(prev) === JSON.stringify(change)) return;
+    for (const f of [...this.#stateListeners]) this.#call(f, change, 'state');
+  }
+
+  /** A server event (or `resumed` / `resume_failed`): once per tab, whichever leader relayed it. */
+  #event(name: string, data: unknown, seq: number | null, session: string | null): void {
+    if (seq !== null && session !== null) {
+      const last = this.#seen.get(session) ?? 0;
+      if (seq <= last) return;
+      this.#seen.delete(session);
+      this.#seen.set(session, seq);
+      if (this.#seen.size > SESSIONS_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value!);
+      this.#session = session;
+    }
+    this.#emit(name, data);
+  }
+
+  #point(): Point | null {
+    const session = this.#session;
+    return session ? { session, seq: this.#seen.get(session) ?? 0 } : null;
+  }
+
+  #settle(localId: number, ok: boolean, data: unknown, error: { code: string; message: string } | undefined): void {
+    const p = this.#pending.get(localId);
+    if (!p) return; // settled already (an old and a new leader both answered)
+    this.#pending.delete(localId);
+    if (p.req) {
+      clearTimeout(p.req.timer);
+      if (ok) p.req.resolve(data);
+      else p.req.reject(fromWire(error ?? { code: 'rejected', message: '' }, { id: localId }));
+      return;
+    }
+    if (ok) return this.#emit('ack', { id: localId, ok: true, data });
+    // As the core reports a failed plain send: an `error` event, then the `ack`.
+    const w = error ?? { code: 'rejected', message: '' };
+    this.#emit('error', sockError(w.code, `send ${localId} failed: ${w.message}`, { id: localId }));
+    this.#emit('ack', { id: localId, ok: false, error: fromWire(w, { id: localId }) });
+  }
+
+  // ---- helpers ----
+
+  /** Checks a send's name and data as the core does, and numbers it for this tab. */
+  #claim(name: unknown, data: unknown): Claim {
+    if (typeof name !== 'string') throw sockError('invalid_argument', 'the event name must be a string');
+    let json: string | undefined;
+    try {
+      json = data === undefined ? 'null' : JSON.stringify(data);
+    } catch (e) {
+      throw sockError('bad_payload', `data is not JSON-serializable: ${toWire(e).message}`);
+    }
+    json ??= 'null';
+    if (this.#freed) throw freed();
+    if (name === '') throw sockError('empty_event_name', 'event name must not be empty');
+    const size = utf8(JSON.stringify(name)) + utf8(json) + SEND_ENVELOPE_BYTES;
+    if (size > FRAME_LIMIT) throw sockError('too_large', `frame of ${size} bytes exceeds the limit of ${FRAME_LIMIT} bytes`);
+    return { local: this.#nextLocal++, name, json };
+  }
+
+  #pendingBytes(): number {
+    let n = 0;
+    for (const p of this.#pending.values()) n += p.claim.json.length + p.claim.name.length;
+    return n;
+  }
+
+  #command(connect: boolean): void {
+    this.#intent = { n: ++this.#intents, connect };
+    this.#known.desired = connect;
+    this.#toLeader({ t: 'intent', from: this.#tab, intent: this.#intent });
+  }
+
+  #storageError(message: string): void {
+    this.#emit('error', sockError('storage_failed', `${message}; unacked sends are kept in memory only`));
+  }
+
+  #emit(name: string, data: unknown): void {
+    const set = this.#listeners.get(name);
+    if (!set?.size) {
+      if (name === 'error') console.warn('[sockline]', data);
+      return;
+    }
+    for (const f of [...set]) this.#call(f as (d: unknown) => void, data, name);
+  }
+
+  /** Calls a listener; what it throws becomes an `error` event (or, from an `error` listener, a console error). */
+  #call<T>(f: (d: T) => void, data: T, name: string): void {
+    try {
+      f(data);
+    } catch (thrown) {
+      const err = sockError('listener_threw', `a \`${name}\` listener threw: ${toWire(thrown).message}`, { cause: thrown });
+      if (name === 'error') console.error('[sockline]', err);
+      else this.#emit('error', err);
+    }
+  }
+
+  #listen(target: EventTarget, type: string, f: (e: Event) => void): void {
+    target.addEventListener(type, f);
+    this.#cleanups.push(() => target.removeEventListener(type, f));
+  }
+}
+
+if (typeof Symbol.dispose === 'symbol') {
+  (SocklineClient.prototype as unknown as Record<symbol, () => void>)[Symbol.dispose] = SocklineClient.prototype.free;
+}
+
+export interface SocklineClient {
+  /** `free()`, for `using client = new SocklineClient(…)`. */
+  [Symbol.dispose](): void;
+}
+
+function zeroStats(): CoreStats {
+  return {
+    state: 'disconnected',
+    timeInStateMs: 0,
+    attempt: 0,
+    reconnects: 0,
+    lastRttMs: null,
+    outboxDepth: 0,
+    outboxBytes: 0,
+    framesIn: 0,
+    framesOut: 0,
+    duplicatesDropped: 0,
+    rooms: 0,
+    debug: {
+      closures: 0,
+      sockets: 0,
+      pageListeners: 0,
+      listeners: 0,
+      stateListeners: 0,
+      pendingRequests: 0,
+      tokenFetches: 0,
+      timerArmed: false,
+    },
+  };
+}
