@@ -234,6 +234,19 @@ test('a send and a request from a follower: delivered once, the ack reaches that
   assert.deepEqual((await logOf(leader)).acks, [], 'no ack on the leader');
   assert.deepEqual((await logOf(other)).acks, [], 'no ack on the other follower');
 
+  // Every page sends at once (the tabs' own ids collide: each numbers from 1): each page gets
+  // one ack, for its own message (the ack's data names the message the room saw).
+  const texts = pages.map((_, i) => `at once ${i}`);
+  const sent = await Promise.all(pages.map((p, i) => p.evaluate((text) => window.t.send('message', { chat_id: 'f', text }), texts[i])));
+  for (const [i, p] of pages.entries()) {
+    await until(`page ${i}'s ack`, async () => (await logOf(p)).acks.some((a) => a.id === sent[i]));
+    const { acks, events } = await logOf(p);
+    const own = events.find((e) => e.name === 'new_message' && e.data.text === texts[i]);
+    const ack = acks.find((a) => a.id === sent[i]);
+    assert.equal(ack.data?.id, own?.data.id, `page ${i}: the ack is for its own message`);
+  }
+  for (const text of texts) await onceEach([...pages, observer], 'new_message', 'text', text);
+
   const reply = await follower.evaluate(() => window.t.request('get_unread_count', {}, 5000));
   assert.deepEqual(reply, { ok: true, value: { count: 0 } });
   const refused = await follower.evaluate(() => window.t.request('no_such_event', {}, 5000));
