@@ -276,6 +276,7 @@ test('the leader page closes: another page leads within a second, resumes, and m
     return null;
   }, 5_000, 20);
   const took = Date.now() - t0;
+  console.error(`[tabs] a new leader ${took} ms after the leader page closed`);
   assert.ok(took < 1000, `a new leader after ${took} ms`);
   await connected(rest);
   await onceEach(rest, 'new_notification', 'id', 'during');
