@@ -23,6 +23,14 @@ const FRAME_LIMIT = 65_536;
 const SEND_ENVELOPE_BYTES = 64;
 const DEFAULT_TIMEOUT_MS = 10_000;
 const SESSIONS_REMEMBERED = 4;
+/** Seqs above the contiguous point a tab remembers (see `#event`). */
+const SEQS_AHEAD = 256;
+
+interface Seen {
+  /** Every seq up to this one was delivered. */
+  upTo: number;
+  above: Set<number>;
+}
 
 const hasLocks = () => typeof navigator !== 'undefined' && !!navigator.locks;
 const hasChannel = () => typeof BroadcastChannel === 'function';
@@ -63,6 +71,8 @@ export class SocklineClient {
   readonly #listeners = new Map<string, Set<Listener>>();
   readonly #stateListeners = new Set<(change: StateChange) => void>();
   readonly #pending = new Map<number, Pending>();
+  /** Bytes of the pending sends' events and data (the outbox's second bound). */
+  #pendingBytes = 0;
   #nextLocal = 1;
   readonly #rooms = new Set<string>();
   #visible = true;
@@ -71,7 +81,8 @@ export class SocklineClient {
   #change: StateChange | null = null;
   #known: Known = { point: null, next: 0, desired: false, rooms: [], user: null, change: null };
   #session: string | null = null;
-  readonly #seen = new Map<string, number>();
+  /** Per session (the last few): the durable seqs this tab has delivered. */
+  readonly #seen = new Map<string, Seen>();
   #leaderTab: string | null = null;
   #tabs = 1;
   #statsSnapshot: CoreStats | null = null;
@@ -93,7 +104,9 @@ export class SocklineClient {
    * with code `invalid_options` when an option is missing or mistyped.
    */
   constructor(options: ClientOptions) {
-    const { shareAcrossTabs, key = '', persist, ...rest } = (options ?? {}) as ClientOptions;
+    // Not an object: the core says so, in its words.
+    if (options === null || typeof options !== 'object') new Core(options as never);
+    const { shareAcrossTabs, key = '', persist, ...rest } = options;
     if (shareAcrossTabs !== undefined && typeof shareAcrossTabs !== 'boolean') throw invalidOptions('`shareAcrossTabs` must be a boolean');
     if (persist !== undefined && typeof persist !== 'boolean') throw invalidOptions('`persist` must be a boolean');
     if (typeof key !== 'string') throw invalidOptions('`key` must be a string');
@@ -149,17 +162,11 @@ export class SocklineClient {
    */
   send<K extends string>(name: K, data?: ClientPayload<K>): number {
     const claim = this.#claim(name, data);
-    if (this.#pending.size >= this.#maxMessages || this.#pendingBytes() + claim.json.length > this.#maxBytes) {
-      throw sockError(
-        'outbox_full',
-        `outbox full (${this.#maxMessages} messages / ${this.#maxBytes} bytes); send not queued`,
-      );
-    }
-    this.#pending.set(claim.local, { claim });
+    this.#hold({ claim });
     try {
       this.#toLeader({ t: 'send', from: this.#tab, claim });
     } catch (e) {
-      this.#pending.delete(claim.local);
+      this.#release(claim.local);
       throw e;
     }
     return claim.local;
@@ -181,12 +188,17 @@ export class SocklineClient {
       claim.timeoutMs = timeoutMs;
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(() => {
-          if (this.#pending.delete(claim.local)) {
+          if (this.#release(claim.local)) {
             reject(sockError('timeout', `no ack within ${timeoutMs} ms`, { id: claim.local }));
           }
         }, timeoutMs);
         const deadline = Date.now() + timeoutMs;
-        this.#pending.set(claim.local, { claim, req: { resolve: resolve as (v: unknown) => void, reject, timer, deadline } });
+        try {
+          this.#hold({ claim, req: { resolve: resolve as (v: unknown) => void, reject, timer, deadline } });
+        } catch (e) {
+          clearTimeout(timer);
+          throw e;
+        }
         this.#toLeader({ t: 'send', from: this.#tab, claim });
       });
     } catch (e) {
@@ -285,6 +297,7 @@ export class SocklineClient {
       p.req.reject(sockError('freed', 'the client was freed before the request was acknowledged', { id: p.claim.local }));
     }
     this.#pending.clear();
+    this.#pendingBytes = 0;
     this.#step(true);
     this.#releaseClaim?.();
     this.#channel?.close();
@@ -420,7 +433,8 @@ export class SocklineClient {
     if (this.#leader) {
       const leader = this.#leader;
       this.#leader = null;
-      leader.stop();
+      const { point, next } = leader.stop();
+      this.#resigned(point, next);
       this.#leaderTab = null;
       this.#releaseLeader?.();
       this.#releaseLeader = null;
@@ -605,11 +619,7 @@ export class SocklineClient {
       case 'resign':
         if (this.#leaderTab === msg.from && !this.#leader) this.#leaderTab = null;
         this.#statsAsked = false;
-        this.#known.next = Math.max(this.#known.next, msg.next);
-        if (msg.point) {
-          this.#session = msg.point.session;
-          this.#seen.set(msg.point.session, Math.max(this.#seen.get(msg.point.session) ?? 0, msg.point.seq));
-        }
+        this.#resigned(msg.point, msg.next);
         return;
     }
   }
@@ -622,28 +632,60 @@ export class SocklineClient {
     for (const f of [...this.#stateListeners]) this.#call(f, change, 'state');
   }
 
-  /** A server event (or `resumed` / `resume_failed`): once per tab, whichever leader relayed it. */
+  /**
+   * A server event (or `resumed` / `resume_failed`): once per tab, whichever leader relayed it.
+   * One leader's relays arrive in order, but a new leader's replay may overtake an old one's
+   * last relays, so seqs above the contiguous point are remembered (bounded) until it catches up.
+   */
   #event(name: string, data: unknown, seq: number | null, session: string | null): void {
     if (seq !== null && session !== null) {
-      const last = this.#seen.get(session) ?? 0;
-      if (seq <= last) return;
-      this.#seen.delete(session);
-      this.#seen.set(session, seq);
-      if (this.#seen.size > SESSIONS_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value!);
+      let seen = this.#seen.get(session);
+      if (!seen) {
+        seen = { upTo: seq - 1, above: new Set() };
+        this.#seen.set(session, seen);
+        if (this.#seen.size > SESSIONS_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value!);
+      }
+      if (seq <= seen.upTo || seen.above.has(seq)) return;
+      seen.above.add(seq);
+      while (seen.above.delete(seen.upTo + 1)) seen.upTo += 1;
+      if (seen.above.size > SEQS_AHEAD) {
+        // A gap that is not filling: give up on it.
+        seen.upTo = Math.min(...seen.above);
+        seen.above.delete(seen.upTo);
+        while (seen.above.delete(seen.upTo + 1)) seen.upTo += 1;
+      }
       this.#session = session;
     }
     this.#emit(name, data);
   }
 
+  /** Where this tab's view of the session stands: its contiguous seq. */
   #point(): Point | null {
     const session = this.#session;
-    return session ? { session, seq: this.#seen.get(session) ?? 0 } : null;
+    return session ? { session, seq: Math.max(0, this.#seen.get(session)?.upTo ?? 0) } : null;
+  }
+
+  /**
+   * A leader stopped, at `point` with the send id `next` unused. Its relays came before this (one
+   * sender's messages keep their order), so every event up to `point.seq` is here.
+   */
+  #resigned(point: Point | null, next: number): void {
+    this.#known.next = Math.max(this.#known.next, next);
+    if (!point) return;
+    this.#session = point.session;
+    const seen = this.#seen.get(point.session);
+    if (!seen) this.#seen.set(point.session, { upTo: point.seq, above: new Set() });
+    else if (point.seq > seen.upTo) {
+      seen.upTo = point.seq;
+      for (const s of seen.above) if (s <= point.seq) seen.above.delete(s);
+      while (seen.above.delete(seen.upTo + 1)) seen.upTo += 1;
+    }
   }
 
   #settle(localId: number, ok: boolean, data: unknown, error: { code: string; message: string } | undefined): void {
     const p = this.#pending.get(localId);
     if (!p) return; // settled already (an old and a new leader both answered)
-    this.#pending.delete(localId);
+    this.#release(localId);
     if (p.req) {
       clearTimeout(p.req.timer);
       if (ok) p.req.resolve(data);
@@ -676,10 +718,23 @@ export class SocklineClient {
     return { local: this.#nextLocal++, name, json };
   }
 
-  #pendingBytes(): number {
-    let n = 0;
-    for (const p of this.#pending.values()) n += p.claim.json.length + p.claim.name.length;
-    return n;
+  /** Keeps a send or request until it settles; bounded like the outbox (`outbox_full`). */
+  #hold(p: Pending): void {
+    const bytes = p.claim.json.length + p.claim.name.length;
+    if (this.#pending.size >= this.#maxMessages || this.#pendingBytes + bytes > this.#maxBytes) {
+      throw sockError('outbox_full', `outbox full (${this.#maxMessages} messages / ${this.#maxBytes} bytes); send not queued`);
+    }
+    this.#pending.set(p.claim.local, p);
+    this.#pendingBytes += bytes;
+  }
+
+  /** Forgets a pending send or request; whether it was pending. */
+  #release(localId: number): boolean {
+    const p = this.#pending.get(localId);
+    if (!p) return false;
+    this.#pending.delete(localId);
+    this.#pendingBytes -= p.claim.json.length + p.claim.name.length;
+    return true;
   }
 
   #command(connect: boolean): void {

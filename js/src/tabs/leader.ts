@@ -247,17 +247,18 @@ export class Leader {
   }
 
   /** Stops (tab closing, frozen or freed): frees the core and tells the tabs where it stood. */
-  stop(): void {
-    if (this.#stopped) return;
+  stop(): { point: Point | null; next: number } {
+    const next = this.#core ? this.#core.nextSendId : this.#firstNext;
+    if (this.#stopped) return { point: null, next };
     this.#helloWaiter?.();
     this.#stopped = true;
     this.#abort.abort();
     const core = this.#core;
     this.#core = null;
     const point = core?.resumePoint() ?? null;
-    const next = core ? core.nextSendId : this.#firstNext;
     core?.free();
     this.#host.post({ t: 'resign', from: this.#host.tab, point, next });
+    return { point, next };
   }
 
   /** The core's counters (zeros until it exists). */
@@ -360,6 +361,7 @@ export class Leader {
         /* outbox full: the room stays joined until the next new session */
       }
     }
+    this.#saveNext();
   }
 
   #updateVisible(): void {
@@ -384,6 +386,9 @@ export class Leader {
       for (const [id, route] of this.#routes) {
         if (!route.req) continue;
         this.#routes.delete(id);
+        const key = `${route.tab}:${route.local}`;
+        this.#byLocal.delete(key);
+        this.#remember(key);
         this.#settle(route.tab, route.local, false, undefined, {
           code: 'disconnected',
           message: 'disconnect() was called before the ack arrived',
