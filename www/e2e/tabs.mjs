@@ -459,3 +459,28 @@ test('a frozen leader hands over; resumed, it follows', { timeout: 30_000 }, asy
   await onceEach([a, b], 'new_notification', 'id', 'thawed');
   assert.equal((await health()).connections, 1);
 });
+
+test('each durable event once per tab, even when a new leader’s replay overtakes the old one’s last relays', { timeout: 30_000 }, async () => {
+  // White-box: the tab protocol's `ev` messages, posted by hand as two leaders' relays that
+  // interleave out of order (11 arrives after 12), with repeats.
+  const user = freshUser();
+  const ctx = await newContext();
+  const a = await open(ctx, { user });
+  const b = await open(ctx, { user });
+  await connected([a, b]);
+  const scope = `sockline::ws://${new URL(server.url).host}/ws`;
+  await a.evaluate((scope) => {
+    const ch = new BroadcastChannel(scope);
+    const ev = (from, seq) => ch.postMessage({ t: 'ev', from, name: 'new_notification', data: { id: `s${seq}` }, seq, session: 'relayed' });
+    for (const [from, seq] of [['old', 10], ['new', 12], ['old', 11], ['new', 11], ['old', 12], ['new', 13], ['old', 9]]) ev(from, seq);
+    ch.close();
+  }, scope);
+  const expected = { s9: 0, s10: 1, s11: 1, s12: 1, s13: 1 };
+  for (const page of [a, b]) {
+    await until('s13', async () => (await countOf(page, 'new_notification', 'id', 's13')) === 1);
+    await sleep(200);
+    const got = {};
+    for (const id of Object.keys(expected)) got[id] = await countOf(page, 'new_notification', 'id', id);
+    assert.deepEqual(got, expected);
+  }
+});
