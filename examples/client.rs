@@ -9,9 +9,8 @@ use sockline::native::{Client, ClientConfig, Notice};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::connect(
-        ClientConfig::new("ws://127.0.0.1:8080/ws")
-            .token(std::env::var("TOKEN")?) // or .token_provider(|| async { … }) per reconnect
-            .room("chat:7"),
+        // or ClientConfig::with_token_provider(url, || async { … }) for expiring tokens
+        ClientConfig::new("ws://127.0.0.1:8080/ws", std::env::var("TOKEN")?).room("chat:7"),
     );
     let _typed = client.on::<NewNotification>(|n| println!("{}: {}", n.id, n.title));
     let _by_name = client.on_event("new_message", |data| println!("{data}"));

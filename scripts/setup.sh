@@ -2,11 +2,12 @@
 # Install everything `make test` needs. Idempotent: each step checks first and is
 # skipped when already satisfied, printing one short line either way.
 #
-# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www]...
+# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --python]...
 #   --rust     wasm32 target + wasm-bindgen-cli (version pinned by Cargo.lock)
 #   --browser  Debian packages for browser tests: chromium, chromium-driver, binaryen
 #   --npm      npm dependencies of js/ and www/ (when they exist)
 #   --js, --www  only those of js/ (builds sockline/react) / www/ (the demo; needs pkg/ first)
+#   --python   a virtualenv in .venv with tests/python/requirements.txt (websockets, pytest)
 #   --all      all of the above (the default when no flag is given)
 set -euo pipefail
 
@@ -96,20 +97,38 @@ setup_npm_dir() {
     touch "$dir/node_modules"
 }
 
+# .venv with the Python outside client's packages; reinstalls only when requirements.txt changed
+# (its copy inside .venv is the stamp).
+setup_python_venv() {
+    local requirements=tests/python/requirements.txt stamp=.venv/requirements.installed
+    if [[ -x .venv/bin/python ]] && cmp -s "$requirements" "$stamp"; then
+        log "python .venv: up to date"
+        return
+    fi
+    if [[ ! -x .venv/bin/python ]]; then
+        log "python .venv: creating"
+        python3 -m venv .venv
+    fi
+    log "python .venv: installing $requirements"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$stamp"
+}
+
 main() {
-    local rust=0 browser=0 js=0 www=0
+    local rust=0 browser=0 js=0 www=0 python=0
     if [[ $# -eq 0 ]]; then
         set -- --all
     fi
     for arg in "$@"; do
         case "$arg" in
-            --all) rust=1 browser=1 js=1 www=1 ;;
+            --all) rust=1 browser=1 js=1 www=1 python=1 ;;
             --rust) rust=1 ;;
             --browser) browser=1 ;;
             --npm) js=1 www=1 ;;
             --js) js=1 ;;
             --www) www=1 ;;
-            -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            --python) python=1 ;;
+            -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) echo "setup: unknown option: $arg" >&2; exit 2 ;;
         esac
     done
@@ -125,6 +144,9 @@ main() {
     fi
     if [[ $www -eq 1 ]]; then
         setup_npm_dir www
+    fi
+    if [[ $python -eq 1 ]]; then
+        setup_python_venv
     fi
 }
 

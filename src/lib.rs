@@ -38,6 +38,8 @@ pub mod shell;
 pub mod native;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub mod server;
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub mod testing;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -482,3 +482,29 @@ async fn a_failed_plain_send_is_an_error_event_and_an_ack_event() {
     assert_eq!(get_num(&last(&errors), "id"), bad);
     drop(client);
 }
+
+#[wasm_bindgen_test]
+async fn reconnect_replaces_a_live_socket_now_and_max_retries_infinity_is_accepted() {
+    let options = format!(
+        r#"{{"url":"{}","token":"{}","backoff":{{"maxRetries":1}}}}"#,
+        ws_url().await,
+        token("bw-reconnect").await
+    );
+    let options = js_sys::JSON::parse(&options).expect("options json");
+    // `Infinity` is not JSON: set it on the parsed object.
+    let backoff = get(&options, "backoff");
+    Reflect::set(&backoff, &"maxRetries".into(), &f64::INFINITY.into()).unwrap();
+    let client = SocklineClient::new(options).expect("Infinity is a valid maxRetries");
+    let states = recorder();
+    client.on_state(states.clone().into()).expect("onState");
+    client.connect().expect("connect");
+    wait_state(&client, "connected", 5_000).await;
+    let before = count(&states);
+    client.reconnect().expect("reconnect");
+    let first = nth(&states, before);
+    assert_eq!(get_str(&first, "state"), "connecting");
+    assert_eq!(get_str(&first, "reason"), "reconnect");
+    wait_state(&client, "connected", 5_000).await;
+    assert_eq!(get_num(&client.stats(), "reconnects"), 1.0);
+    drop(client);
+}

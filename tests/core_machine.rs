@@ -10,7 +10,7 @@ mod support;
 use serde_json::json;
 use sockline::core::{
     Action, Cause, Connection, ConnectionState, DisconnectReason, Env, Event, Input, Instant,
-    LinkError, Payload, SendId, SocketId, StaticToken, Transport,
+    LinkError, Payload, RequestId, SendId, SocketId, StaticToken, Transport,
 };
 use sockline::{AckError, ClientError, SendError};
 use std::time::Duration;
@@ -1400,4 +1400,108 @@ fn a_request_without_a_timeout_uses_the_configured_default() {
             result: Err(AckError::Timeout { timeout_ms: 1_234 })
         }]
     );
+}
+
+// ---- reconnect() and retrying forever (issue 13) ---------------------------------------------
+
+#[test]
+fn reconnect_replaces_a_live_link_now_and_keeps_sends_and_requests() {
+    let (mut conn, socket) = live();
+    let sent = conn.send(at(1), "message", &payload(json!({}))).unwrap();
+    let asked = conn
+        .request(at(1), "get_unread_count", &payload(json!({})), None)
+        .unwrap();
+    actions(&mut conn);
+    conn.reconnect(at(2));
+    let acts = actions(&mut conn);
+    assert!(acts.contains(&Action::CloseSocket {
+        socket,
+        code: 1000,
+        reason: "restarting".into()
+    }));
+    assert!(acts.iter().any(|a| matches!(a, Action::FetchToken { .. })));
+    let evs = events(&mut conn);
+    assert!(matches!(
+        evs.as_slice(),
+        [Event::StateChanged {
+            to: ConnectionState::Connecting { attempt: 0 },
+            cause: Cause::Reconnect,
+            ..
+        }]
+    ));
+    // Nothing failed: both go out again on the new link under their ids.
+    assert!(conn.is_pending(sent) && conn.is_pending(asked));
+    let request = RequestId(2);
+    conn.handle_input(at(2), Input::TokenFetched(request, Ok("tok".into())));
+    let Some(Action::OpenSocket { socket, .. }) = conn.poll_action() else {
+        panic!("expected OpenSocket")
+    };
+    conn.handle_input(at(2), Input::Transport(socket, Transport::Opened));
+    actions(&mut conn);
+    frame(&mut conn, at(3), socket, &authenticated("s1", true));
+    let ids: Vec<serde_json::Value> = frames(&actions(&mut conn))
+        .into_iter()
+        .map(|f| f["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(sent.0), json!(asked.0)]);
+    assert_eq!(conn.stats().reconnects, 1);
+}
+
+#[test]
+fn reconnect_runs_a_scheduled_retry_now_with_the_backoff_reset() {
+    let (mut conn, socket) = live();
+    close(&mut conn, at(1), socket, 1006);
+    close_all_retries(&mut conn, 3);
+    assert!(matches!(
+        conn.state(),
+        ConnectionState::Reconnecting { attempt: 4, .. }
+    ));
+    conn.reconnect(at(100_000));
+    assert_eq!(conn.state(), &ConnectionState::Connecting { attempt: 0 });
+}
+
+#[test]
+fn reconnect_starts_a_stopped_client() {
+    let (mut conn, _) = live();
+    conn.disconnect(at(1));
+    conn.reconnect(at(2));
+    assert_eq!(conn.state(), &ConnectionState::Connecting { attempt: 0 });
+}
+
+#[test]
+fn max_retries_none_never_gives_up() {
+    let mut config = config();
+    config.backoff.max_retries = None;
+    config.backoff.max = Duration::from_secs(2);
+    let mut conn = Connection::new(config, Instant::ZERO);
+    conn.connect(Instant::ZERO);
+    let mut now = 0;
+    for _ in 0..200 {
+        let socket = answer_token(&mut conn, at(now));
+        conn.handle_input(
+            at(now),
+            Input::Transport(socket, Transport::Error("refused".into())),
+        );
+        let next = conn.poll_timeout().expect("a retry is always scheduled");
+        assert!(next.as_millis() - now <= 2_000, "capped at max");
+        now = next.as_millis();
+        conn.handle_input(at(now), Input::Timeout);
+    }
+    assert!(matches!(
+        conn.state(),
+        ConnectionState::Connecting { attempt: 200 }
+    ));
+}
+
+/// Fails `n` more connection attempts (each: the retry fires, the token comes, the socket fails).
+fn close_all_retries(conn: &mut Connection, n: usize) {
+    for _ in 0..n {
+        let next = conn.poll_timeout().expect("a retry is scheduled");
+        conn.handle_input(next, Input::Timeout);
+        let socket = answer_token(conn, next);
+        conn.handle_input(
+            next,
+            Input::Transport(socket, Transport::Error("refused".into())),
+        );
+    }
 }

@@ -267,3 +267,23 @@ fn offline_and_online_say_so() {
         ]
     );
 }
+
+#[test]
+fn reconnect_keeps_a_pending_request_and_settles_it_on_the_new_link() {
+    let mut pair = connected();
+    pair.server.silent = true;
+    pair.request(9, "get_unread_count", None).unwrap();
+    pair.server.silent = false;
+    pair.command(|conn, now| conn.reconnect(now));
+    assert_eq!(
+        pair.heard(),
+        [
+            Heard::State("connecting", "reconnect", None),
+            Heard::State("authenticating", "socket_open", None),
+            Heard::State("connected", "authenticated", None),
+            // The scripted server never resumes.
+            Heard::ResumeFailed,
+            Heard::Settled(9, Ok(Some(r#"{"count":3}"#.into()))),
+        ]
+    );
+}

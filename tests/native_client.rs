@@ -31,14 +31,13 @@ fn fast_backoff(initial_ms: u64, max_retries: u32) -> Backoff {
     Backoff {
         initial: Duration::from_millis(initial_ms),
         max: Duration::from_secs(5),
-        max_retries,
+        max_retries: Some(max_retries),
         ..Backoff::default()
     }
 }
 
 fn client_config(url: &str, user: &str) -> ClientConfig {
-    ClientConfig::new(url)
-        .token(token(user))
+    ClientConfig::new(url, token(user))
         .backoff(fast_backoff(100, 5))
         .heartbeat_grace(Duration::from_millis(500))
 }
@@ -243,9 +242,7 @@ async fn a_server_gone_for_good_gets_five_retries_then_retries_exhausted() {
 async fn a_bad_token_is_auth_rejected_without_retry() {
     let server = start_server(test_server_config()).await;
     let client = Client::new(
-        ClientConfig::new(ws_url(server.local_addr()))
-            .token("not-a-jwt")
-            .backoff(fast_backoff(20, 5)),
+        ClientConfig::new(ws_url(server.local_addr()), "not-a-jwt").backoff(fast_backoff(20, 5)),
     );
     let mut states = client.states();
     client.start();
@@ -588,5 +585,31 @@ async fn a_queue_larger_than_the_rate_limit_burst_is_delivered_in_full_after_rec
     let texts = texts.lock().unwrap().clone();
     assert_eq!(texts.len(), SENDS);
     assert!(texts.values().all(|n| *n == 1), "delivered more than once");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn reconnect_while_connected_replaces_the_socket_and_resumes_the_session() {
+    let server = start_server(test_server_config()).await;
+    let client = Client::new(client_config(&ws_url(server.local_addr()), "re-alice"));
+    let mut states = client.states();
+    client.start();
+    let first = until_state(&mut states, "connected", Duration::from_secs(5)).await;
+    let session = match &first.last().unwrap().to {
+        sockline::core::ConnectionState::Connected { session } => session.clone(),
+        other => panic!("{other:?}"),
+    };
+    client.reconnect();
+    let again = until_state(&mut states, "connected", Duration::from_secs(5)).await;
+    assert_eq!(again[0].cause, sockline::core::Cause::Reconnect);
+    assert_eq!(
+        again.last().unwrap().to,
+        sockline::core::ConnectionState::Connected { session }
+    );
+    let unread = client
+        .request("get_unread_count", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(unread, Some(serde_json::json!({"count": 0})));
     server.shutdown().await;
 }

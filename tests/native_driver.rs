@@ -66,12 +66,10 @@ where
 }
 
 fn config(addr: SocketAddr) -> ClientConfig {
-    ClientConfig::new(format!("ws://{addr}/ws"))
-        .token("t")
-        .backoff(Backoff {
-            initial: Duration::from_secs(30),
-            ..Backoff::default()
-        })
+    ClientConfig::new(format!("ws://{addr}/ws"), "t").backoff(Backoff {
+        initial: Duration::from_secs(30),
+        ..Backoff::default()
+    })
 }
 
 fn record_notices(client: &Client) -> Arc<Mutex<Vec<Notice>>> {

@@ -52,15 +52,41 @@ struct Args {
     /// The cap on any retry delay.
     #[arg(long, default_value_t = ms(defaults().backoff.max))]
     backoff_max_ms: u64,
-    /// Retries before giving up.
-    #[arg(long, default_value_t = defaults().backoff.max_retries)]
-    max_retries: u32,
+    /// Retries before giving up (0 and up; `forever` never gives up).
+    #[arg(long, default_value_t = Retries(defaults().backoff.max_retries))]
+    max_retries: Retries,
     /// Silence allowed beyond the server's heartbeat before the link counts as dead.
     #[arg(long, default_value_t = ms(defaults().heartbeat_grace))]
     heartbeat_grace_ms: u64,
     /// How long to wait for outstanding acks after stdin ends (the request timeout).
     #[arg(long, default_value_t = ms(defaults().request_timeout))]
     drain_timeout_ms: u64,
+}
+
+/// `--max-retries`: a count, or `forever`.
+#[derive(Debug, Clone, Copy)]
+struct Retries(Option<u32>);
+
+impl std::str::FromStr for Retries {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "forever" {
+            return Ok(Retries(None));
+        }
+        s.parse()
+            .map(|n| Retries(Some(n)))
+            .map_err(|_| format!("expected a number of retries or `forever`, got {s:?}"))
+    }
+}
+
+impl std::fmt::Display for Retries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("forever"),
+        }
+    }
 }
 
 /// The core's defaults: the CLI repeats none of them.
@@ -114,17 +140,18 @@ async fn run() -> i32 {
         )
         .init();
     let args = Args::parse();
-    let config = ClientConfig::new(&args.url);
     // clap requires exactly one of --token and --token-command.
     let config = match (args.token.clone(), args.token_command.clone()) {
-        (None, Some(command)) => config.token_provider(move || run_token_command(command.clone())),
-        (token, _) => config.token(token.unwrap_or_default()),
+        (None, Some(command)) => {
+            ClientConfig::with_token_provider(&args.url, move || run_token_command(command.clone()))
+        }
+        (token, _) => ClientConfig::new(&args.url, token.unwrap_or_default()),
     };
     let mut config = config
         .backoff(Backoff {
             initial: Duration::from_millis(args.backoff_initial_ms),
             max: Duration::from_millis(args.backoff_max_ms),
-            max_retries: args.max_retries,
+            max_retries: args.max_retries.0,
             ..Backoff::default()
         })
         .heartbeat_grace(Duration::from_millis(args.heartbeat_grace_ms));

@@ -7,7 +7,8 @@ use std::time::Duration;
 /// The base delay of retry `n` (1-based) is `min(initial · factor^(n-1), max)`. With `jitter`
 /// on ("equal jitter"), the delay is drawn uniformly from `[base/2, base]`, so clients that lost
 /// the same server spread out while no delay ever exceeds `max`. After `max_retries` failed
-/// retries the connection gives up (`disconnected { RetriesExhausted }`).
+/// retries the connection gives up (`disconnected { RetriesExhausted }`); `None` retries
+/// forever (every `max` at most).
 ///
 /// The defaults give retries after about 1, 2, 4, 8 and 16 s:
 /// `initial = 1 s, max = 30 s, factor = 2, max_retries = 5, jitter = true`.
@@ -19,8 +20,8 @@ pub struct Backoff {
     pub max: Duration,
     /// The growth factor between retries (at least 1).
     pub factor: f64,
-    /// How many retries before giving up.
-    pub max_retries: u32,
+    /// How many retries before giving up; `None`: never give up.
+    pub max_retries: Option<u32>,
     /// Whether to draw the delay from `[base/2, base]` instead of using `base`.
     pub jitter: bool,
 }
@@ -31,7 +32,7 @@ impl Default for Backoff {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(30),
             factor: 2.0,
-            max_retries: 5,
+            max_retries: Some(5),
             jitter: true,
         }
     }

@@ -162,8 +162,10 @@ impl std::fmt::Display for DisconnectReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cause {
-    /// `connect()` (or `reconnect()`) was called.
+    /// `connect()` was called.
     Connect,
+    /// `reconnect()` was called: a new link now, with the backoff reset.
+    Reconnect,
     /// The backoff delay ran out: the next retry starts.
     Retry,
     /// The network came back.
@@ -181,11 +183,12 @@ pub enum Cause {
 }
 
 impl Cause {
-    /// A short machine-readable name: `connect`, `retry`, `online`, `visible`, `socket_open`,
+    /// A short machine-readable name: `connect`, `reconnect`, `retry`, `online`, `visible`, `socket_open`,
     /// `authenticated`, a [`LinkError::code`] or a [`DisconnectReason::code`].
     pub fn code(&self) -> &'static str {
         match self {
             Cause::Connect => "connect",
+            Cause::Reconnect => "reconnect",
             Cause::Retry => "retry",
             Cause::Online => "online",
             Cause::Visible => "visible",
@@ -201,6 +204,7 @@ impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Cause::Connect => f.write_str("connect() was called"),
+            Cause::Reconnect => f.write_str("reconnect() was called"),
             Cause::Retry => f.write_str("the retry delay ran out"),
             Cause::Online => f.write_str("the network came back"),
             Cause::Visible => f.write_str("the page became visible"),

@@ -26,7 +26,7 @@ use crate::listeners::{ListenerId, SharedRegistry, Topic};
 /// use sockline::native::{Client, ClientConfig};
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = Client::connect(ClientConfig::new("ws://127.0.0.1:8080/ws").token("…"));
+/// let client = Client::connect(ClientConfig::new("ws://127.0.0.1:8080/ws", "…"));
 /// let _guard = client.on::<NewNotification>(|n| println!("{}: {}", n.id, n.title));
 /// client.join("chat:7");
 /// client.send("message", serde_json::json!({"chat_id": "7", "text": "hi"}))?;
@@ -206,14 +206,16 @@ impl Client {
     }
 
     /// Starts connecting (from `disconnected`, whatever the reason, with the backoff reset);
-    /// does nothing while connecting or connected. The same as [`reconnect`](Self::reconnect).
+    /// does nothing while connecting, connected or reconnecting.
     pub fn start(&self) {
-        self.reconnect();
+        self.command(|conn, now| conn.connect(now));
     }
 
-    /// Connects again after a `disconnected` (any reason), with the backoff reset.
+    /// Connects again now with the backoff reset, whatever the state: a live socket is closed
+    /// (1000) and replaced, a scheduled retry runs at once, a stopped client starts. Queued
+    /// sends and pending requests are kept and go out on the new socket.
     pub fn reconnect(&self) {
-        self.command(|conn, now| conn.connect(now));
+        self.command(|conn, now| conn.reconnect(now));
     }
 
     /// Closes the socket with 1000 and stays `disconnected` until [`reconnect`](Self::reconnect).

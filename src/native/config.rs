@@ -29,12 +29,17 @@ impl fmt::Debug for TokenProvider {
 /// use std::time::Duration;
 /// use sockline::native::ClientConfig;
 ///
-/// let config = ClientConfig::new("ws://127.0.0.1:8080/ws")
-///     .token("eyJ…")
+/// let config = ClientConfig::new("ws://127.0.0.1:8080/ws", "eyJ…")
 ///     .room("chat:7")
 ///     .heartbeat_grace(Duration::from_secs(5))
 ///     .outbox(500, 256 * 1024);
 /// assert_eq!(config.connection().outbox_max_messages, 500);
+/// ```
+///
+/// The token (or a token provider) is required at construction; this does not compile:
+///
+/// ```compile_fail
+/// let config = sockline::native::ClientConfig::new("ws://127.0.0.1:8080/ws");
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -45,13 +50,29 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// The defaults of [`ConnectionConfig::new`], connecting to `url` with an empty token.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// The defaults of [`ConnectionConfig::new`], connecting to `url` and authenticating with
+    /// the same `token` on every connect. For tokens that expire, use
+    /// [`with_token_provider`](Self::with_token_provider).
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self::base(url).token(token)
+    }
+
+    /// The defaults, connecting to `url` with a fresh token from `provider` before every
+    /// (re)connect and before the current one expires (an in-band `refresh`).
+    pub fn with_token_provider<F, Fut, E>(url: impl Into<String>, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: fmt::Display + 'static,
+    {
+        Self::base(url).token_provider(provider)
+    }
+
+    fn base(url: impl Into<String>) -> Self {
         let mut connection = ConnectionConfig::new(url);
         connection.seed = random_seed();
         // Native clients have no page to hide; nothing sends `Env(Hidden)`, but be explicit.
         connection.pause_when_hidden = false;
-        connection.token = Some(StaticToken::new(String::new()));
         connection.client_id = Some(random_client_id());
         ClientConfig {
             connection,
@@ -60,15 +81,15 @@ impl ClientConfig {
         }
     }
 
-    /// Authenticates with the same `token` on every connect.
+    /// Authenticates with the same `token` on every connect (replacing a provider).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.connection.token = Some(StaticToken::new(token));
         self.provider = None;
         self
     }
 
-    /// Calls `provider` for a fresh token on every (re)connect; an `Err` counts as a retryable
-    /// connection failure.
+    /// Calls `provider` for a fresh token on every (re)connect and refresh (replacing a static
+    /// token); an `Err` counts as a retryable connection failure.
     pub fn token_provider<F, Fut, E>(mut self, provider: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,

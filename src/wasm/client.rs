@@ -97,6 +97,7 @@ impl SocklineClient {
         let shared = Shared::new(
             conn,
             options.provider,
+            options.web_socket,
             options.debug,
             options.follow_visibility,
         );
@@ -106,6 +107,12 @@ impl SocklineClient {
     /// Starts connecting (from `disconnected`, whatever the reason), with the backoff reset.
     pub fn connect(&self) -> Result<(), JsValue> {
         pump::command(&self.shared, |conn, now| conn.connect(now)).ok_or_else(freed)
+    }
+
+    /// Connects again now with the backoff reset, whatever the state (a live socket is closed
+    /// and replaced); queued sends and pending requests are kept and go out on the new socket.
+    pub fn reconnect(&self) -> Result<(), JsValue> {
+        pump::command(&self.shared, |conn, now| conn.reconnect(now)).ok_or_else(freed)
     }
 
     /// Closes the socket and stays `disconnected` until the next `connect()`: neither the page

@@ -38,6 +38,7 @@ export type LinkError =
 /** Why the state changed: the same codes on every face (Rust: `Cause::code()`). */
 export type StateCause =
   | 'connect'
+  | 'reconnect'
   | 'retry'
   | 'online'
   | 'visible'
@@ -80,7 +81,10 @@ export interface ClientOptions {
   token?: string;
   /** Called before every connection attempt (tokens expire). */
   getToken?: () => Promise<string> | string;
-  /** Reconnect delays: min(initialMs * factor^(n-1), maxMs), equal jitter; default 1 s, 30 s, 2, 5. */
+  /**
+   * Reconnect delays: min(initialMs * factor^(n-1), maxMs), equal jitter; default 1 s, 30 s, 2,
+   * 5 retries. `maxRetries: Infinity` never gives up.
+   */
   backoff?: { initialMs?: number; maxMs?: number; factor?: number; maxRetries?: number; jitter?: boolean };
   /** Close the socket while the tab is hidden and reconnect when visible (default true). */
   pauseWhenHidden?: boolean;
@@ -95,6 +99,11 @@ export interface ClientOptions {
    * `crypto.getRandomValues`. The server dedupes sends per (user, client id).
    */
   clientId?: string;
+  /**
+   * The WebSocket constructor to use where there is no global one (Node before 22: pass the
+   * `ws` package's default export). Default: `globalThis.WebSocket`.
+   */
+  WebSocket?: new (url: string) => unknown;
   /** Log every state transition to the console with a `[sockline]` prefix. */
   debug?: boolean;
 }

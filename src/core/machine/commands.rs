@@ -18,6 +18,20 @@ impl Connection {
         }
     }
 
+    /// Connects again now with the backoff reset, whatever the state: a live (or opening) link
+    /// is closed with 1000 and replaced, a scheduled retry runs at once, a client that stopped
+    /// (gave up, was refused, or `disconnect()`ed) starts again. Queued sends and requests in
+    /// flight are kept and go out on the new link under their ids (nothing is failed).
+    /// `connect()` differs only in doing nothing unless `disconnected`.
+    pub fn reconnect(&mut self, now: Instant) {
+        let now = self.advance(now);
+        self.stopped = false;
+        if self.state.is_connected() {
+            self.reconnects += 1;
+        }
+        self.restart(now, Cause::Reconnect);
+    }
+
     /// Stops: closes the socket with 1000 and enters `disconnected { Requested }`. Nothing but
     /// [`connect`](Self::connect) revives the connection — not online, not visible. Pending
     /// requests fail with [`AckError::Disconnected`] (reported before the state change; nothing

@@ -135,7 +135,12 @@ impl Connection {
         if !self.online {
             return self.wait_for_network(now);
         }
-        if self.retries >= self.config.backoff.max_retries {
+        if self
+            .config
+            .backoff
+            .max_retries
+            .is_some_and(|max| self.retries >= max)
+        {
             let reason = DisconnectReason::RetriesExhausted {
                 retries: self.retries,
                 last_error: error.to_string(),
@@ -143,7 +148,7 @@ impl Connection {
             let cause = Cause::Stopped(reason.clone());
             return self.set_state(now, ConnectionState::Disconnected { reason }, cause);
         }
-        self.retries += 1;
+        self.retries = self.retries.saturating_add(1);
         let delay = if error.retries_at_once() {
             std::time::Duration::ZERO
         } else {
