@@ -225,7 +225,16 @@ export class SocklineClient {
   /** Starts connecting (from `disconnected`, whatever the reason), with the backoff reset. */
   connect(): void {
     if (this.#freed) throw freed();
-    this.#command(true);
+    this.#command('connect');
+  }
+
+  /**
+   * Connects again now with the backoff reset, whatever the state (a live socket is closed and
+   * replaced); queued sends and pending requests are kept and go out on the new socket.
+   */
+  reconnect(): void {
+    if (this.#freed) throw freed();
+    this.#command('reconnect');
   }
 
   /**
@@ -233,7 +242,7 @@ export class SocklineClient {
    * connection is the group's).
    */
   disconnect(): void {
-    if (!this.#freed) this.#command(false);
+    if (!this.#freed) this.#command('disconnect');
   }
 
   /** The state's name (the leader's, mirrored). */
@@ -737,9 +746,9 @@ export class SocklineClient {
     return true;
   }
 
-  #command(connect: boolean): void {
-    this.#intent = { n: ++this.#intents, connect };
-    this.#known.desired = connect;
+  #command(op: Intent['op']): void {
+    this.#intent = { n: ++this.#intents, op };
+    this.#known.desired = op !== 'disconnect';
     this.#toLeader({ t: 'intent', from: this.#tab, intent: this.#intent });
   }
 

@@ -28,6 +28,7 @@ const id: number = client.send('message', { chat_id: '7', text: 'hi' });
 const reply: Promise<{ count: number }> = client.request<{ count: number }>('get_unread_count', {});
 client.join('chat:7');
 client.leave('chat:7');
+client.reconnect();
 client.onState(({ state }) => state === 'connected');
 const cid: string = client.clientId;
 client.free();

@@ -376,9 +376,11 @@ export class Leader {
     const core = this.#core;
     if (!core || intent.n <= (this.#intents.get(tab) ?? 0)) return;
     this.#intents.set(tab, intent.n);
-    this.#desired = intent.connect;
-    if (intent.connect) {
+    this.#desired = intent.op !== 'disconnect';
+    if (intent.op === 'connect') {
       core.connect();
+    } else if (intent.op === 'reconnect') {
+      core.reconnect();
     } else {
       core.disconnect();
       // Requests restored after a leader change are plain sends to the core: fail them as

@@ -53,7 +53,7 @@ export interface Point {
 export interface Status {
   cid: string;
   change: StateChange | null;
-  /** Whether the group wants to be connected (last connect() / disconnect(), or a final stop). */
+  /** Whether the group wants to be connected (last connect() / reconnect() / disconnect(), or a final stop). */
   desired: boolean;
   /** The union of the tabs' rooms. */
   rooms: string[];
@@ -84,10 +84,10 @@ export type ToLeader =
   | { t: 'stats?'; from: string }
   | { t: 'bye'; from: string };
 
-/** A connect() or disconnect() a tab made, numbered so the leader can confirm it. */
+/** A connect(), reconnect() or disconnect() a tab made, numbered so the leader can confirm it. */
 export interface Intent {
   n: number;
-  connect: boolean;
+  op: 'connect' | 'reconnect' | 'disconnect';
 }
 
 /** Messages from the leader: `to` names the one tab it is for, else every tab. */
