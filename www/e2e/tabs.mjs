@@ -484,3 +484,41 @@ test('each durable event once per tab, even when a new leader’s replay overtak
     assert.deepEqual(got, expected);
   }
 });
+
+test('disconnect(), connect() and reconnect() from a follower act on the shared connection', { timeout: 30_000 }, async () => {
+  const user = freshUser();
+  const ctx = await newContext();
+  const a = await open(ctx, { user });
+  await until('the first page leads', async () => (await statsOf(a)).isLeader);
+  const b = await open(ctx, { user });
+  await connected([a, b]);
+  await b.evaluate(() => window.t.client.disconnect());
+  await until('both disconnected', async () => (await stateOf(a)) === 'disconnected' && (await stateOf(b)) === 'disconnected');
+  assert.equal((await logOf(a)).states.at(-1).reason, 'requested');
+  await until('no connection', async () => (await health()).connections === 0);
+  await b.evaluate(() => window.t.client.connect());
+  await connected([a, b]);
+  const before = (await statsOf(a)).reconnects;
+  await b.evaluate(() => window.t.client.reconnect());
+  await until('reconnected', async () => (await statsOf(a)).reconnects === before + 1);
+  await connected([a, b]);
+  assert.ok((await logOf(b)).states.some((s) => s.reason === 'reconnect'), 'the follower saw the reconnect');
+  assert.equal((await health()).connections, 1);
+});
+
+test('storage that fails is an error event (storage_failed), and sends still go out', { timeout: 30_000 }, async () => {
+  for (const idb of ['open', 'put']) {
+    const user = freshUser();
+    const ctx = await newContext();
+    const page = await open(ctx, { user, idb, room: 'chat:q' });
+    await connected([page]);
+    const id = await page.evaluate(() => window.t.send('message', { chat_id: 'q', text: 'kept in memory' }));
+    await until(`${idb}: the ack`, async () => (await logOf(page)).acks.some((a) => a.id === id && a.ok));
+    await until(`${idb}: storage_failed`, async () => (await logOf(page)).errors.some((e) => e.code === 'storage_failed'));
+    const { errors } = await logOf(page);
+    assert.ok(errors.every((e) => e.code === 'storage_failed'), JSON.stringify(errors));
+    assert.match(errors[0].message, idb === 'open' ? /IndexedDB is not available: refused by the test/ : /could not write to IndexedDB: over quota/);
+    assert.equal(await countOf(page, 'new_message', 'text', 'kept in memory'), 1);
+    await ctx.close();
+  }
+});
