@@ -522,3 +522,26 @@ test('storage that fails is an error event (storage_failed), and sends still go 
     await ctx.close();
   }
 });
+
+test('per user: a send queued as one user is never sent when another user logs in', { timeout: 30_000 }, async () => {
+  const alice = freshUser();
+  const bob = freshUser();
+  const ctx = await newContext();
+  const page = await open(ctx, { user: alice });
+  const observer = await open(await newContext(), { user: freshUser(), room: 'chat:u' });
+  await connected([page, observer]);
+  await ctx.setOffline(true);
+  await until('reconnecting while offline', async () => (await stateOf(page)) === 'reconnecting');
+  await page.evaluate(() => window.t.send('message', { chat_id: 'u', text: 'written by alice' }));
+  await until('the send is stored', async () => (await page.evaluate(() => window.t.stored())) === 1);
+  // The same browser, now logged in as bob (the page's token is bob's).
+  await page.goto(`${server.url}/t/index.html?user=${bob}`);
+  await page.waitForFunction(() => document.title === 'ready');
+  await ctx.setOffline(false);
+  await connected([page]);
+  await until('other_user', async () => (await logOf(page)).errors.some((e) => e.code === 'other_user'));
+  await until('the stored send is dropped', async () => (await page.evaluate(() => window.t.stored())) === 0);
+  await sleep(500);
+  assert.equal(await countOf(observer, 'new_message', 'text', 'written by alice'), 0, 'not sent in bob’s name');
+  assert.match((await logOf(page)).errors.find((e) => e.code === 'other_user').message, /`message` send restored from storage failed/);
+});
