@@ -103,15 +103,6 @@ export class Leader {
     this.#change = host.known.change;
   }
 
-  /** Whether the core exists (restored, listening); until then messages wait in a backlog. */
-  get ready(): boolean {
-    return this.#ready;
-  }
-
-  get core(): Core | null {
-    return this.#core;
-  }
-
   /** Takes over: tells the tabs, gathers their hellos and the stored sends, then starts. */
   async start(): Promise<void> {
     if (!this.#host.shared && !this.#host.store) return this.#begin([]);
