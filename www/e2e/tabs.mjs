@@ -548,3 +548,33 @@ test('per user: a send queued as one user is never sent when another user logs i
   assert.equal(await countOf(observer, 'new_message', 'text', 'written by alice'), 0, 'not sent in bob’s name');
   assert.match((await logOf(page)).errors.find((e) => e.code === 'other_user').message, /`message` send restored from storage failed/);
 });
+
+test('a send whose ack was lost, then a reload (a new session): processed once, by the server’s (user, client) dedupe', { timeout: 40_000 }, async () => {
+  const user = freshUser();
+  const ctx = await newContext();
+  const observer = await open(await newContext(), { user: freshUser(), room: 'chat:d' });
+  const page = await ctx.newPage();
+  let swallow = false;
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    const upstream = ws.connectToServer();
+    ws.onMessage((m) => upstream.send(m));
+    upstream.onMessage((m) => {
+      if (swallow && typeof m === 'string' && m.includes('"type":"ack"') && m.includes('"id"')) return;
+      ws.send(m);
+    });
+  });
+  await page.goto(`${server.url}/t/index.html?user=${user}`);
+  await page.waitForFunction(() => document.title === 'ready');
+  await connected([page, observer]);
+  swallow = true;
+  await page.evaluate(() => window.t.send('message', { chat_id: 'd', text: 'ack lost' }));
+  await until('processed once', async () => (await countOf(observer, 'new_message', 'text', 'ack lost')) === 1);
+  assert.equal(await page.evaluate(() => window.t.stored()), 1, 'unacked, so still stored');
+  swallow = false;
+  await page.reload();
+  await page.waitForFunction(() => document.title === 'ready');
+  await connected([page]);
+  await until('the resent send is acked and its record deleted', async () => (await page.evaluate(() => window.t.stored())) === 0);
+  await sleep(500);
+  assert.equal(await countOf(observer, 'new_message', 'text', 'ack lost'), 1, 'processed exactly once');
+});
