@@ -4,45 +4,23 @@
 // others reach it over a BroadcastChannel. Without sharing the tab leads a group of one.
 import { SocklineClient as Core } from './sockline.js';
 import type { ClientOptions as CoreOptions, ClientPayload, ClientStats as CoreStats, StateChange } from './sockline.js';
+import { Emitter } from './tabs/emitter.js';
 import { Leader, type Host, type Known } from './tabs/leader.js';
+import { hasLocks, heldWith, hold, watch } from './tabs/locks.js';
+import { Pendings } from './tabs/pending.js';
+import { Seen } from './tabs/seen.js';
+import { claimCid } from './tabs/solo.js';
 import { Outbox, hasIndexedDb, local, randomId } from './tabs/store.js';
-import { fromWire, sockError, toWire } from './tabs/wire.js';
+import { checkSend, emptyStats, fromWire, sockError, toWire } from './tabs/wire.js';
 import type { Claim, FromLeader, Intent, Message, Point, ToLeader } from './tabs/wire.js';
 import type { ClientOptions, ClientStats, EventMap } from './index.js';
 
-type Listener = (data: never) => void;
-
-interface Pending {
-  claim: Claim;
-  /** A request: its promise and the timer that rejects it with `timeout`. */
-  req?: { resolve(v: unknown): void; reject(e: unknown): void; timer: ReturnType<typeof setTimeout>; deadline: number };
-}
-
-const FRAME_LIMIT = 65_536;
-/** Room for the frame envelope around a send's event and data (as the core counts it). */
-const SEND_ENVELOPE_BYTES = 64;
 const DEFAULT_TIMEOUT_MS = 10_000;
-const SESSIONS_REMEMBERED = 4;
-/** Seqs above the contiguous point a tab remembers (see `#event`). */
-const SEQS_AHEAD = 256;
 
-interface Seen {
-  /** Every seq up to this one was delivered. */
-  upTo: number;
-  above: Set<number>;
-}
-
-const hasLocks = () => typeof navigator !== 'undefined' && !!navigator.locks;
 const hasChannel = () => typeof BroadcastChannel === 'function';
-const utf8 = (s: string) => new TextEncoder().encode(s).length;
 
-function invalidOptions(message: string): Error {
-  return sockError('invalid_options', message);
-}
-
-function freed(): Error {
-  return sockError('freed', 'the client was freed');
-}
+const invalidOptions = (message: string) => sockError('invalid_options', message);
+const freed = () => sockError('freed', 'the client was freed');
 
 /**
  * A reconnecting WebSocket client; with `shareAcrossTabs` (the default where the browser has
@@ -62,17 +40,12 @@ export class SocklineClient {
   readonly #scope: string;
   readonly #sharing: boolean;
   readonly #persist: boolean;
-  readonly #maxMessages: number;
-  readonly #maxBytes: number;
   #cid: string;
   #leader: Leader | null = null;
   #store: Outbox | null = null;
   #channel: BroadcastChannel | null = null;
-  readonly #listeners = new Map<string, Set<Listener>>();
-  readonly #stateListeners = new Set<(change: StateChange) => void>();
-  readonly #pending = new Map<number, Pending>();
-  /** Bytes of the pending sends' events and data (the outbox's second bound). */
-  #pendingBytes = 0;
+  readonly #emitter = new Emitter();
+  readonly #pending: Pendings;
   #nextLocal = 1;
   readonly #rooms = new Set<string>();
   #visible = true;
@@ -80,9 +53,8 @@ export class SocklineClient {
   #intents = 0;
   #change: StateChange | null = null;
   #known: Known = { point: null, next: 0, desired: false, rooms: [], user: null, change: null };
-  #session: string | null = null;
-  /** Per session (the last few): the durable seqs this tab has delivered. */
-  readonly #seen = new Map<string, Seen>();
+  /** The durable seqs this tab has delivered, per session. */
+  readonly #seen = new Seen();
   #leaderTab: string | null = null;
   #tabs = 1;
   #statsSnapshot: CoreStats | null = null;
@@ -116,8 +88,7 @@ export class SocklineClient {
     probe.free();
     this.#options = rest;
     this.#explicitCid = rest.clientId;
-    this.#maxMessages = rest.outbox?.maxMessages ?? 1000;
-    this.#maxBytes = rest.outbox?.maxBytes ?? 1024 * 1024;
+    this.#pending = new Pendings(rest.outbox?.maxMessages ?? 1000, rest.outbox?.maxBytes ?? 1024 * 1024);
     this.#scope = `sockline:${key}:${rest.url}`;
     this.#sharing = (shareAcrossTabs ?? true) && hasLocks() && hasChannel();
     this.#persist = (persist ?? true) && hasLocks() && hasIndexedDb();
@@ -139,20 +110,14 @@ export class SocklineClient {
     if (typeof name !== 'string') throw sockError('invalid_argument', 'the event name must be a string');
     if (typeof listener !== 'function') throw sockError('invalid_argument', 'the listener must be a function');
     if (this.#freed) throw freed();
-    let set = this.#listeners.get(name);
-    if (!set) this.#listeners.set(name, (set = new Set()));
-    const entry = ((data: EventMap[K]) => listener(data)) as Listener;
-    set.add(entry);
-    return () => void set.delete(entry);
+    return this.#emitter.on(name, listener as (data: never) => void);
   }
 
   /** Listens for state changes (`{ state, attempt, reason, message, nextRetryMs }`). */
   onState(listener: (change: StateChange) => void): () => void {
     if (typeof listener !== 'function') throw sockError('invalid_argument', 'the listener must be a function');
     if (this.#freed) throw freed();
-    const entry = (change: StateChange) => listener(change);
-    this.#stateListeners.add(entry);
-    return () => void this.#stateListeners.delete(entry);
+    return this.#emitter.onState(listener);
   }
 
   /**
@@ -162,11 +127,11 @@ export class SocklineClient {
    */
   send<K extends string>(name: K, data?: ClientPayload<K>): number {
     const claim = this.#claim(name, data);
-    this.#hold({ claim });
+    this.#pending.add({ claim });
     try {
       this.#toLeader({ t: 'send', from: this.#tab, claim });
     } catch (e) {
-      this.#release(claim.local);
+      this.#pending.take(claim.local);
       throw e;
     }
     return claim.local;
@@ -188,13 +153,13 @@ export class SocklineClient {
       claim.timeoutMs = timeoutMs;
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(() => {
-          if (this.#release(claim.local)) {
+          if (this.#pending.take(claim.local)) {
             reject(sockError('timeout', `no ack within ${timeoutMs} ms`, { id: claim.local }));
           }
         }, timeoutMs);
         const deadline = Date.now() + timeoutMs;
         try {
-          this.#hold({ claim, req: { resolve: resolve as (v: unknown) => void, reject, timer, deadline } });
+          this.#pending.add({ claim, req: { resolve: resolve as (v: unknown) => void, reject, timer, deadline } });
         } catch (e) {
           clearTimeout(timer);
           throw e;
@@ -270,9 +235,9 @@ export class SocklineClient {
       this.#statsAsked = true;
       this.#toLeader({ t: 'stats?', from: this.#tab });
     }
-    const base = own ?? this.#statsSnapshot ?? zeroStats();
-    const debug = own ? own.debug : zeroStats().debug;
-    const pendingRequests = [...this.#pending.values()].filter((p) => p.req).length;
+    const base = own ?? this.#statsSnapshot ?? emptyStats();
+    const debug = own ? own.debug : emptyStats().debug;
+    const pendingRequests = this.#pending.requests;
     return {
       ...base,
       state: this.state,
@@ -282,12 +247,7 @@ export class SocklineClient {
       tabs: this.#leader ? this.#leader.tabs : this.#tabs,
       sharing: this.#sharing,
       persist: this.#persist,
-      debug: {
-        ...debug,
-        listeners: [...this.#listeners.values()].reduce((n, s) => n + s.size, 0),
-        stateListeners: this.#stateListeners.size,
-        pendingRequests,
-      },
+      debug: { ...debug, ...this.#emitter.counts, pendingRequests },
     };
   }
 
@@ -300,19 +260,16 @@ export class SocklineClient {
     if (this.#freed) return;
     this.#freed = true;
     for (const undo of this.#cleanups.splice(0)) undo();
-    for (const p of this.#pending.values()) {
+    for (const p of this.#pending.clear()) {
       if (!p.req) continue;
       clearTimeout(p.req.timer);
       p.req.reject(sockError('freed', 'the client was freed before the request was acknowledged', { id: p.claim.local }));
     }
-    this.#pending.clear();
-    this.#pendingBytes = 0;
     this.#step(true);
     this.#releaseClaim?.();
     this.#channel?.close();
     this.#store?.close();
-    this.#listeners.clear();
-    this.#stateListeners.clear();
+    this.#emitter.clear();
   }
 
   // ---- roles ----
@@ -330,104 +287,56 @@ export class SocklineClient {
       this.#listen(document, 'freeze', () => this.#suspend());
       this.#listen(document, 'resume', () => this.#resume());
     }
-    if (this.#persist) {
-      Outbox.open((m) => this.#storageError(m)).then(
-        (store) => (this.#freed ? store.close() : (this.#store = store)),
-        (e) => this.#storageError(`IndexedDB is not available: ${toWire(e).message}`),
-      ).finally(() => this.#resume());
-    } else {
-      this.#resume();
-    }
+    void this.#openStore().then(() => this.#resume());
   }
 
   /** No sharing: lead alone; when persisting, first claim a stored queue no other tab holds. */
   #startAlone(): void {
     if (!this.#persist) return this.#lead(this.#cid);
-    const explicitCid = this.#explicitCid;
-    const start = async () => {
-      let store: Outbox | null = null;
-      try {
-        store = await Outbox.open((m) => this.#storageError(m));
-      } catch (e) {
-        this.#storageError(`IndexedDB is not available: ${toWire(e).message}`);
-      }
-      if (this.#freed) return store?.close();
-      this.#store = store;
-      let cid = explicitCid;
-      if (!cid && store) {
-        // The client ids of earlier tabs without sharing (this scope): take one no live tab
-        // holds, with whatever it left unacked; else start a new one and remember it.
-        const listKey = `${this.#scope}:solo`;
-        let list: string[] = [];
-        try {
-          const parsed: unknown = JSON.parse(local.get(listKey) ?? '[]');
-          if (Array.isArray(parsed)) list = parsed.filter((c): c is string => typeof c === 'string');
-        } catch {
-          /* unreadable: start a new list */
-        }
-        const group = local.get(`${this.#scope}:cid`);
-        const stored = await store.cids(this.#scope).catch(() => [] as string[]);
-        for (const candidate of new Set([...list, ...stored])) {
-          if (candidate !== group && (await this.#claimCid(candidate))) {
-            cid = candidate;
-            break;
-          }
-        }
-        if (!cid) {
-          cid = this.#cid;
-          await this.#claimCid(cid);
-        }
-        if (!list.includes(cid)) local.set(listKey, JSON.stringify([...list, cid].slice(-16)));
-      }
+    void this.#openStore().then(async () => {
+      const store = this.#store;
+      if (this.#freed) return;
+      const held = (release: () => void) => (this.#releaseClaim = release);
+      const cid = this.#explicitCid ?? (store ? await claimCid(this.#scope, store, this.#cid, held) : this.#cid);
       if (this.#freed) return this.#releaseClaim?.();
-      this.#lead(cid ?? this.#cid);
-    };
-    void start();
+      this.#lead(cid);
+    });
   }
 
-  /** Holds `sockline:cid:<cid>` for this tab's life if no other tab holds it. */
-  #claimCid(cid: string): Promise<boolean> {
-    return new Promise((resolve) => {
-      navigator.locks
-        .request(`sockline:cid:${cid}`, { ifAvailable: true }, (lock) => {
-          if (!lock) return resolve(false);
-          resolve(true);
-          return new Promise<void>((release) => (this.#releaseClaim = release));
-        })
-        .catch(() => resolve(false));
-    });
+  /** With `persist`: the durable outbox (a failure is an `error` event; the tab goes on without). */
+  async #openStore(): Promise<void> {
+    if (!this.#persist) return;
+    try {
+      const store = await Outbox.open((m) => this.#storageError(m));
+      if (this.#freed) store.close();
+      else this.#store = store;
+    } catch (e) {
+      this.#storageError(`IndexedDB is not available: ${toWire(e).message}`);
+    }
   }
 
   /** (Re)joins the group: the tab lock first (the leader watches it), then hello; queues for leadership. */
   #resume(): void {
     if (this.#freed || !this.#channel) return;
     this.#suspended = false;
+    const here = () => !this.#freed && !this.#suspended;
     if (!this.#tabRequested) {
       this.#tabRequested = true;
-      navigator.locks
-        .request(`${this.#scope}:tab:${this.#tab}`, () => {
-          this.#tabRequested = false;
-          if (this.#freed || this.#suspended) return;
-          return new Promise<void>((release) => {
-            this.#releaseTab = release;
-            this.#joined = true;
-            if (!this.#leader) this.#post(this.#hello());
-          });
-        })
-        .catch(() => {});
+      const still = () => ((this.#tabRequested = false), here());
+      void hold(`${this.#scope}:tab:${this.#tab}`, (release) => {
+        this.#releaseTab = release;
+        this.#joined = true;
+        if (!this.#leader) this.#post(this.#hello());
+      }, { still });
     }
     if (!this.#queued && !this.#leader) {
       const queued = new AbortController();
       this.#queued = queued;
-      navigator.locks
-        .request(`${this.#scope}:leader`, { signal: queued.signal }, () => {
-          if (this.#freed || this.#suspended || queued.signal.aborted) return;
-          return new Promise<void>((release) => {
-            this.#releaseLeader = release;
-            this.#lead(this.#groupCid());
-          });
-        })
-        .catch(() => {});
+      const still = () => here() && !queued.signal.aborted;
+      void hold(`${this.#scope}:leader`, (release) => {
+        this.#releaseLeader = release;
+        this.#lead(this.#groupCid());
+      }, { signal: queued.signal, still });
     }
   }
 
@@ -468,14 +377,12 @@ export class SocklineClient {
       shared: this.#sharing,
       store: this.#store,
       durable: this.#sharing || this.#store !== null,
-      known: { ...this.#known, point: this.#point(), change: this.#change },
+      known: { ...this.#known, point: this.#seen.point(), change: this.#change },
       hello: () => this.#hello(),
       deliver: (msg) => this.#receive(msg),
       post: (msg) => this.#post(msg),
-      liveTabs: () => this.#liveTabs(),
-      watch: (tab, signal, gone) => {
-        navigator.locks.request(`${this.#scope}:tab:${tab}`, { signal }, () => gone()).catch(() => {});
-      },
+      liveTabs: async () => (await heldWith(`${this.#scope}:tab:`)).filter((t) => t !== this.#tab),
+      watch: (tab, signal, gone) => watch(`${this.#scope}:tab:${tab}`, signal, gone),
       storageError: (m) => this.#storageError(m),
     };
     const leader = new Leader(host);
@@ -499,16 +406,6 @@ export class SocklineClient {
     return cid;
   }
 
-  async #liveTabs(): Promise<string[]> {
-    const prefix = `${this.#scope}:tab:`;
-    const { held = [] } = await navigator.locks.query();
-    return held
-      .map((l) => l.name ?? '')
-      .filter((n) => n.startsWith(prefix))
-      .map((n) => n.slice(prefix.length))
-      .filter((t) => t !== this.#tab);
-  }
-
   // ---- messages ----
 
   #toLeader(msg: ToLeader): void {
@@ -526,19 +423,13 @@ export class SocklineClient {
   }
 
   #hello(): Extract<ToLeader, { t: 'hello' }> {
-    const now = Date.now();
-    const claims: Claim[] = [];
-    for (const p of this.#pending.values()) {
-      if (!p.req) claims.push(p.claim);
-      else claims.push({ ...p.claim, timeoutMs: Math.max(0, p.req.deadline - now) });
-    }
     return {
       t: 'hello',
       from: this.#tab,
       rooms: [...this.#rooms],
       visible: this.#visible,
-      point: this.#point(),
-      claims,
+      point: this.#seen.point(),
+      claims: this.#pending.claims(Date.now()),
       intent: this.#intent,
     };
   }
@@ -576,7 +467,7 @@ export class SocklineClient {
         this.#known.next = Math.max(this.#known.next, msg.next);
         this.#known.user = msg.user;
         this.#tabs = msg.tabs;
-        if (msg.session) this.#session = msg.session;
+        if (msg.session) this.#seen.current = msg.session;
         if (msg.change) this.#setState(msg.change, true);
         // A new leader's announcement: tell it what this tab has.
         if (msg.to === undefined && this.#joined && !this.#leader) this.#post(this.#hello());
@@ -592,7 +483,7 @@ export class SocklineClient {
         }
         this.#known.desired = msg.desired;
         this.#known.next = Math.max(this.#known.next, msg.next);
-        if (msg.session) this.#session = msg.session;
+        if (msg.session) this.#seen.current = msg.session;
         this.#statsSnapshot = null;
         this.#setState(msg.change);
         return;
@@ -638,63 +529,23 @@ export class SocklineClient {
     const prev = this.#change;
     this.#change = change;
     if (status && prev && JSON.stringify(prev) === JSON.stringify(change)) return;
-    for (const f of [...this.#stateListeners]) this.#call(f, change, 'state');
+    this.#emitter.state(change);
   }
 
-  /**
-   * A server event (or `resumed` / `resume_failed`): once per tab, whichever leader relayed it.
-   * One leader's relays arrive in order, but a new leader's replay may overtake an old one's
-   * last relays, so seqs above the contiguous point are remembered (bounded) until it catches up.
-   */
+  /** A server event (or `resumed` / `resume_failed`): once per tab, whichever leader relayed it. */
   #event(name: string, data: unknown, seq: number | null, session: string | null): void {
-    if (seq !== null && session !== null) {
-      let seen = this.#seen.get(session);
-      if (!seen) {
-        seen = { upTo: seq - 1, above: new Set() };
-        this.#seen.set(session, seen);
-        if (this.#seen.size > SESSIONS_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value!);
-      }
-      if (seq <= seen.upTo || seen.above.has(seq)) return;
-      seen.above.add(seq);
-      while (seen.above.delete(seen.upTo + 1)) seen.upTo += 1;
-      if (seen.above.size > SEQS_AHEAD) {
-        // A gap that is not filling: give up on it.
-        seen.upTo = Math.min(...seen.above);
-        seen.above.delete(seen.upTo);
-        while (seen.above.delete(seen.upTo + 1)) seen.upTo += 1;
-      }
-      this.#session = session;
-    }
-    this.#emit(name, data);
+    if (seq === null || session === null || this.#seen.fresh(session, seq)) this.#emit(name, data);
   }
 
-  /** Where this tab's view of the session stands: its contiguous seq. */
-  #point(): Point | null {
-    const session = this.#session;
-    return session ? { session, seq: Math.max(0, this.#seen.get(session)?.upTo ?? 0) } : null;
-  }
-
-  /**
-   * A leader stopped, at `point` with the send id `next` unused. Its relays came before this (one
-   * sender's messages keep their order), so every event up to `point.seq` is here.
-   */
+  /** A leader stopped at `point`, with send id `next` not yet used (its relays all came before). */
   #resigned(point: Point | null, next: number): void {
     this.#known.next = Math.max(this.#known.next, next);
-    if (!point) return;
-    this.#session = point.session;
-    const seen = this.#seen.get(point.session);
-    if (!seen) this.#seen.set(point.session, { upTo: point.seq, above: new Set() });
-    else if (point.seq > seen.upTo) {
-      seen.upTo = point.seq;
-      for (const s of seen.above) if (s <= point.seq) seen.above.delete(s);
-      while (seen.above.delete(seen.upTo + 1)) seen.upTo += 1;
-    }
+    if (point) this.#seen.reached(point);
   }
 
   #settle(localId: number, ok: boolean, data: unknown, error: { code: string; message: string } | undefined): void {
-    const p = this.#pending.get(localId);
+    const p = this.#pending.take(localId);
     if (!p) return; // settled already (an old and a new leader both answered)
-    this.#release(localId);
     if (p.req) {
       clearTimeout(p.req.timer);
       if (ok) p.req.resolve(data);
@@ -710,40 +561,9 @@ export class SocklineClient {
 
   // ---- helpers ----
 
-  /** Checks a send's name and data as the core does, and numbers it for this tab. */
+  /** Checks a send as the core does, and numbers it for this tab. */
   #claim(name: unknown, data: unknown): Claim {
-    if (typeof name !== 'string') throw sockError('invalid_argument', 'the event name must be a string');
-    let json: string | undefined;
-    try {
-      json = data === undefined ? 'null' : JSON.stringify(data);
-    } catch (e) {
-      throw sockError('bad_payload', `data is not JSON-serializable: ${toWire(e).message}`);
-    }
-    json ??= 'null';
-    if (this.#freed) throw freed();
-    if (name === '') throw sockError('empty_event_name', 'event name must not be empty');
-    const size = utf8(JSON.stringify(name)) + utf8(json) + SEND_ENVELOPE_BYTES;
-    if (size > FRAME_LIMIT) throw sockError('too_large', `frame of ${size} bytes exceeds the limit of ${FRAME_LIMIT} bytes`);
-    return { local: this.#nextLocal++, name, json };
-  }
-
-  /** Keeps a send or request until it settles; bounded like the outbox (`outbox_full`). */
-  #hold(p: Pending): void {
-    const bytes = p.claim.json.length + p.claim.name.length;
-    if (this.#pending.size >= this.#maxMessages || this.#pendingBytes + bytes > this.#maxBytes) {
-      throw sockError('outbox_full', `outbox full (${this.#maxMessages} messages / ${this.#maxBytes} bytes); send not queued`);
-    }
-    this.#pending.set(p.claim.local, p);
-    this.#pendingBytes += bytes;
-  }
-
-  /** Forgets a pending send or request; whether it was pending. */
-  #release(localId: number): boolean {
-    const p = this.#pending.get(localId);
-    if (!p) return false;
-    this.#pending.delete(localId);
-    this.#pendingBytes -= p.claim.json.length + p.claim.name.length;
-    return true;
+    return { local: this.#nextLocal++, ...checkSend(name, data, this.#freed) };
   }
 
   #command(op: Intent['op']): void {
@@ -757,23 +577,7 @@ export class SocklineClient {
   }
 
   #emit(name: string, data: unknown): void {
-    const set = this.#listeners.get(name);
-    if (!set?.size) {
-      if (name === 'error') console.warn('[sockline]', data);
-      return;
-    }
-    for (const f of [...set]) this.#call(f as (d: unknown) => void, data, name);
-  }
-
-  /** Calls a listener; what it throws becomes an `error` event (or, from an `error` listener, a console error). */
-  #call<T>(f: (d: T) => void, data: T, name: string): void {
-    try {
-      f(data);
-    } catch (thrown) {
-      const err = sockError('listener_threw', `a \`${name}\` listener threw: ${toWire(thrown).message}`, { cause: thrown });
-      if (name === 'error') console.error('[sockline]', err);
-      else this.#emit('error', err);
-    }
+    this.#emitter.emit(name, data);
   }
 
   #listen(target: EventTarget, type: string, f: (e: Event) => void): void {
@@ -789,30 +593,4 @@ if (typeof Symbol.dispose === 'symbol') {
 export interface SocklineClient {
   /** `free()`, for `using client = new SocklineClient(…)`. */
   [Symbol.dispose](): void;
-}
-
-function zeroStats(): CoreStats {
-  return {
-    state: 'disconnected',
-    timeInStateMs: 0,
-    attempt: 0,
-    reconnects: 0,
-    lastRttMs: null,
-    outboxDepth: 0,
-    outboxBytes: 0,
-    framesIn: 0,
-    framesOut: 0,
-    duplicatesDropped: 0,
-    rooms: 0,
-    debug: {
-      closures: 0,
-      sockets: 0,
-      pageListeners: 0,
-      listeners: 0,
-      stateListeners: 0,
-      pendingRequests: 0,
-      tokenFetches: 0,
-      timerArmed: false,
-    },
-  };
 }

@@ -1,7 +1,7 @@
 // What the tabs of one group say to each other over their BroadcastChannel, and the errors they
 // pass along (an `Error` does not survive structured cloning with its `code`, so it travels as
 // `{ code, message }` and is rebuilt on arrival).
-import type { StateChange } from '../sockline.js';
+import type { ClientStats, StateChange } from '../sockline.js';
 
 /** An error as it crosses the channel. */
 export interface WireError {
@@ -16,6 +16,32 @@ export function sockError(code: string, message: string, extra?: Record<string, 
   e.code = code;
   if (extra) Object.assign(e, extra);
   return e;
+}
+
+const FRAME_LIMIT = 65_536;
+/** Room for the frame envelope around a send's event and data (as the core counts it). */
+const SEND_ENVELOPE_BYTES = 64;
+const utf8 = (s: string) => new TextEncoder().encode(s).length;
+
+/**
+ * Checks a send as the core does, in its order and words (`invalid_argument`, `bad_payload`,
+ * `freed`, `empty_event_name`, `too_large`), so a follower throws what a leader would; `data`
+ * becomes its JSON text (`undefined`, or what `JSON.stringify` skips, is `null`).
+ */
+export function checkSend(name: unknown, data: unknown, freed: boolean): { name: string; json: string } {
+  if (typeof name !== 'string') throw sockError('invalid_argument', 'the event name must be a string');
+  let json: string | undefined;
+  try {
+    json = data === undefined ? 'null' : JSON.stringify(data);
+  } catch (e) {
+    throw sockError('bad_payload', `data is not JSON-serializable: ${toWire(e).message}`);
+  }
+  if (freed) throw sockError('freed', 'the client was freed');
+  if (name === '') throw sockError('empty_event_name', 'event name must not be empty');
+  json ??= 'null';
+  const size = utf8(JSON.stringify(name)) + utf8(json) + SEND_ENVELOPE_BYTES;
+  if (size > FRAME_LIMIT) throw sockError('too_large', `frame of ${size} bytes exceeds the limit of ${FRAME_LIMIT} bytes`);
+  return { name, json };
 }
 
 /** `{ code, message }` of anything thrown or emitted (a core error, a DOMException, …). */
@@ -105,3 +131,30 @@ export type FromLeader =
   | { t: 'resign'; from: string; point: Point | null; next: number };
 
 export type Message = ToLeader | FromLeader;
+
+/** The counters before a leader has reported any (a follower's `stats()` then). */
+export function emptyStats(): ClientStats {
+  return {
+    state: 'disconnected',
+    timeInStateMs: 0,
+    attempt: 0,
+    reconnects: 0,
+    lastRttMs: null,
+    outboxDepth: 0,
+    outboxBytes: 0,
+    framesIn: 0,
+    framesOut: 0,
+    duplicatesDropped: 0,
+    rooms: 0,
+    debug: {
+      closures: 0,
+      sockets: 0,
+      pageListeners: 0,
+      listeners: 0,
+      stateListeners: 0,
+      pendingRequests: 0,
+      tokenFetches: 0,
+      timerArmed: false,
+    },
+  };
+}
