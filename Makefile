@@ -114,3 +114,10 @@ docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with
 	$(E2E) --docs-screenshot docs/demo.png
 
 test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-e2e ## Everything CI runs: setup, then all checks and tests, in order
+
+# Not part of `test`: a side-by-side load benchmark of the reference server against a bare
+# tokio-tungstenite server, `ws` and socket.io (scripts/bench-server.sh says what it does and
+# how to change N, the servers and the repeats).
+.PHONY: bench-server
+bench-server: ## Server load benchmark: sockline vs bare tokio-tungstenite, ws and socket.io at N = 1,000 and 10,000 (one table)
+	scripts/bench-server.sh

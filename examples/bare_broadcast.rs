@@ -144,10 +144,10 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Head> {
             Ok(httparse::Status::Partial) if buf.len() < MAX_HTTP => {}
             _ => return None,
         }
-        let mut chunk = [0u8; 4096];
-        match tcp.read(&mut chunk).await {
+        buf.reserve(4096);
+        match tcp.read_buf(buf).await {
             Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
         }
     }
 }
@@ -194,10 +194,10 @@ async fn serve(mut tcp: TcpStream, hub: Arc<Hub>) {
                 .await;
             }
             while buf.len() < head.len + head.content_length {
-                let mut chunk = [0u8; 4096];
-                match tcp.read(&mut chunk).await {
+                buf.reserve(head.len + head.content_length - buf.len());
+                match tcp.read_buf(&mut buf).await {
                     Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Ok(_) => {}
                 }
             }
             let body = &buf[head.len..head.len + head.content_length];

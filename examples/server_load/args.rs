@@ -102,9 +102,9 @@ pub(crate) struct Args {
     /// Storm: no jitter (the SDK draws each delay from [base/2, base]; this uses base).
     #[arg(long)]
     pub no_jitter: bool,
-    /// Runtime worker threads of this tool (1: a current-thread runtime).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// Runtime worker threads of this tool (1: a current-thread runtime) [default: the CPUs].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,

@@ -247,30 +247,33 @@ pub(crate) async fn run(
     let Ok(permit) = gate.acquire_owned().await else {
         return;
     };
-    let mut end = sock.connect(&mut control, Some(permit)).await;
+    let end = sock.connect(&mut control, Some(permit)).await;
     if matches!(end, End::Failed(_)) {
         sock.board.first_failed.fetch_add(1, Relaxed);
     }
+    // Only a socket the storm dropped reconnects; one the server closed or that never joined
+    // stays down (and is reported), so the storm's sockets are exactly the live ones.
+    match end {
+        End::Stop => return,
+        End::Drop => {}
+        End::Failed(reason) => return sock.board.fail(format!("connect: {reason}")),
+        End::Lost(reason) => return sock.board.fail(format!("lost: {reason}")),
+    }
     loop {
-        match end {
-            End::Stop => return,
-            End::Drop => {}
-            End::Failed(reason) => sock.board.fail(format!("connect: {reason}")),
-            End::Lost(reason) => sock.board.fail(format!("lost: {reason}")),
+        if control.changed().await.is_err() {
+            return;
         }
-        // Wait for the reconnect wave (or the end of the run).
-        loop {
-            if control.changed().await.is_err() {
-                return;
-            }
-            match *control.borrow_and_update() {
-                Phase::Stop => return,
-                Phase::Reconnect => break,
-                Phase::Live | Phase::Drop => {}
-            }
+        match *control.borrow_and_update() {
+            Phase::Stop => return,
+            Phase::Reconnect => break,
+            Phase::Live | Phase::Drop => {}
         }
-        sock.reconnecting = true;
-        end = sock.reconnect(&mut control).await;
+    }
+    sock.reconnecting = true;
+    match sock.reconnect(&mut control).await {
+        End::Stop | End::Drop => {}
+        End::Failed(reason) => sock.board.fail(format!("storm reconnect: {reason}")),
+        End::Lost(reason) => sock.board.fail(format!("lost after the storm: {reason}")),
     }
 }
 
