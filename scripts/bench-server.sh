@@ -76,12 +76,19 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
+# Every load socket comes from 127.0.0.1, as if all users sat behind one proxy: a server with a
+# per-IP cap on unauthenticated connections gets it lifted, or the reconnect wave would be refused.
+SOCKLINE_FLAGS=()
+if "$BIN/sockline-server" --help | grep -q -- '--max-unauthed-per-ip'; then
+    SOCKLINE_FLAGS+=(--max-unauthed-per-ip 0)
+fi
+
 # Starts server $1 with logs under $2; sets SERVER_PID and SERVER_URL.
 start_server() {
     local name=$1 log=$2
     local -a cmd
     case $name in
-        sockline) cmd=(env RUST_LOG=warn "$BIN/sockline-server" --addr 127.0.0.1:0) ;;
+        sockline) cmd=(env RUST_LOG=warn "$BIN/sockline-server" --addr 127.0.0.1:0 "${SOCKLINE_FLAGS[@]}") ;;
         bare) cmd=("$BIN/examples/bare_broadcast" 0) ;;
         ws) cmd=(node bench/peers/ws-server.mjs 0) ;;
         socketio) cmd=(node bench/peers/socketio-server.mjs 0) ;;

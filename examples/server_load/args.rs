@@ -49,7 +49,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "PREFIX", default_value = "u")]
     pub user_prefix: String,
     /// Handshakes (TCP + WebSocket + auth + join) in flight at once while connecting.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 128)]
     pub connect_concurrency: usize,
     /// How long connecting all N may take before the run goes on with the sockets it has.
     #[arg(long, value_name = "S", default_value_t = 120)]

@@ -382,6 +382,9 @@ mod tests {
         assert_eq!(percentile_ms(&ns, 0.99), Some(99.0));
         assert_eq!(percentile_ms(&ns, 1.0), Some(100.0));
         assert_eq!(percentile_ms(&[7_000_000], 0.99), Some(7.0));
+        // Nearest rank rounds up: p99 of 10 samples is the 10th, p50 of 3 the 2nd.
+        assert_eq!(percentile_ms(&ns[..10], 0.99), Some(10.0));
+        assert_eq!(percentile_ms(&ns[..3], 0.5), Some(2.0));
         assert_eq!(percentile_ms(&[], 0.5), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));

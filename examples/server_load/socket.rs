@@ -212,6 +212,9 @@ struct Sock {
     session: Option<String>,
     last_seq: u64,
     acked: u64,
+    /// The id of the join in flight (sockline), and the next send id: per client, never reused.
+    join_id: u64,
+    next_id: u64,
     storm_next: u32,
     /// Storm events this socket missed.
     missed: u64,
@@ -238,6 +241,8 @@ pub(crate) async fn run(
         session: None,
         last_seq: 0,
         acked: 0,
+        join_id: 0,
+        next_id: 1,
         storm_next: 0,
         missed: 0,
         reconnecting: false,
@@ -447,13 +452,20 @@ impl Sock {
                         }
                         self.last_seq = 0;
                         self.acked = 0;
-                        reply = Some(wire::join(proto, &self.plan.room));
+                        reply = Some(self.join_frame());
                     }
                     self.session = Some(session);
                 }
                 Incoming::Joined => live = true,
+                Incoming::Ack { id, ok, error } if id == self.join_id => {
+                    if !ok {
+                        return self.ended(live, End::Failed(format!("join refused: {error}")));
+                    }
+                    live = true;
+                }
+                Incoming::Ack { .. } => {}
                 Incoming::EioOpen => reply = Some(wire::SIO_CONNECT.to_owned()),
-                Incoming::SioConnected => reply = Some(wire::join(proto, &self.plan.room)),
+                Incoming::SioConnected => reply = Some(self.join_frame()),
                 Incoming::Reply(text) => reply = Some(text),
                 Incoming::Refused(reason) => return self.ended(live, End::Failed(reason)),
                 Incoming::Error(_) => {
@@ -470,6 +482,13 @@ impl Sock {
                 }
             }
         }
+    }
+
+    /// The join, as a new send.
+    fn join_frame(&mut self) -> String {
+        self.join_id = self.next_id;
+        self.next_id += 1;
+        wire::join(self.plan.proto, &self.plan.room, self.join_id)
     }
 
     /// Counts a first join (releasing the connect permit) or a storm return.

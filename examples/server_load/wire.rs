@@ -12,8 +12,8 @@ use super::args::Proto;
 
 /// The event name of every event the tool posts.
 pub(crate) const EVENT: &str = "bench";
-/// The `send` id (sockline) or ack id (Socket.IO) of the join.
-const JOIN_ID: u64 = 1;
+/// The Socket.IO ack id of the join.
+const SIO_JOIN_ID: u64 = 1;
 
 /// Which posted event a frame carries: a fan-out round or a storm event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -29,8 +29,10 @@ pub(crate) struct Mark {
 pub(crate) enum Incoming {
     /// sockline `authenticated`.
     Authenticated { session: String, resumed: bool },
-    /// The server confirmed the join.
+    /// The server confirmed the join (sockline: the `ack` of a `send`, with its id).
     Joined,
+    /// sockline: the `ack` of send `id`, ok or not.
+    Ack { id: u64, ok: bool, error: String },
     /// The server refused the auth or the join, or ended the session.
     Refused(String),
     /// An event; `seq` on sockline (absent for volatile events), `mark` when it is one of ours.
@@ -72,14 +74,15 @@ pub(crate) fn hello(
     }
 }
 
-/// The join request (sockline, after `authenticated`; Socket.IO, after `40`).
-pub(crate) fn join(proto: Proto, room: &str) -> String {
+/// The join request (sockline, after `authenticated`, as send `id`: a client's send ids are
+/// never reused, across sessions too; Socket.IO, after `40`).
+pub(crate) fn join(proto: Proto, room: &str, id: u64) -> String {
     match proto {
         Proto::Sockline => {
-            json!({ "type": "send", "id": JOIN_ID, "event": "join_room", "data": { "room": room } })
+            json!({ "type": "send", "id": id, "event": "join_room", "data": { "room": room } })
                 .to_string()
         }
-        Proto::Socketio => format!("42{JOIN_ID}{}", json!(["join", room])),
+        Proto::Socketio => format!("42{SIO_JOIN_ID}{}", json!(["join", room])),
         Proto::Ws | Proto::Bare => json!({ "join": room }).to_string(),
     }
 }
@@ -157,12 +160,13 @@ fn decode_sockline(text: &str) -> Incoming {
             "auth_error {}",
             frame.code.as_deref().unwrap_or("?")
         )),
-        "ack" if frame.id == Some(JOIN_ID) => match frame.ok {
-            Some(true) => Incoming::Joined,
-            _ => Incoming::Refused(format!(
-                "join refused: {}",
-                frame.error.unwrap_or(Value::Null)
-            )),
+        "ack" => match frame.id {
+            Some(id) => Incoming::Ack {
+                id,
+                ok: frame.ok == Some(true),
+                error: frame.error.map_or(String::new(), |e| e.to_string()),
+            },
+            None => Incoming::Error("ack without id".to_owned()),
         },
         "error" => Incoming::Error(format!("error {}", frame.code.as_deref().unwrap_or("?"))),
         _ => Incoming::Other,
@@ -202,7 +206,7 @@ fn decode_socketio_packet(packet: &str) -> Incoming {
             let digits = rest
                 .find(|c: char| !c.is_ascii_digit())
                 .unwrap_or(rest.len());
-            if rest[..digits].parse::<u64>() != Ok(JOIN_ID) {
+            if rest[..digits].parse::<u64>() != Ok(SIO_JOIN_ID) {
                 return Incoming::Other;
             }
             match serde_json::from_str::<Vec<Value>>(&rest[digits..]) {
@@ -285,12 +289,18 @@ mod tests {
                 mark: None
             }
         );
-        assert_eq!(d(r#"{"type":"ack","id":1,"ok":true}"#), Incoming::Joined);
+        assert_eq!(
+            d(r#"{"type":"ack","id":2,"ok":true}"#),
+            Incoming::Ack {
+                id: 2,
+                ok: true,
+                error: String::new()
+            }
+        );
         assert!(matches!(
             d(r#"{"type":"ack","id":1,"ok":false,"error":{"code":"forbidden"}}"#),
-            Incoming::Refused(_)
+            Incoming::Ack { id: 1, ok: false, error } if error.contains("forbidden")
         ));
-        assert_eq!(d(r#"{"type":"ack","id":2,"ok":true}"#), Incoming::Other);
         assert_eq!(
             d(r#"{"type":"ping","t":42}"#),
             Incoming::Reply(r#"{"type":"pong","t":42}"#.into())
@@ -323,7 +333,10 @@ mod tests {
             }
         );
         assert!(matches!(d(r#"44{"message":"nope"}"#), Incoming::Refused(_)));
-        assert_eq!(join(Proto::Socketio, "chat:b"), r#"421["join","chat:b"]"#);
+        assert_eq!(
+            join(Proto::Socketio, "chat:b", 7),
+            r#"421["join","chat:b"]"#
+        );
     }
 
     #[test]
