@@ -257,6 +257,11 @@ async fn run(args: &Args) -> Result<Report, String> {
         settled_connecting,
     )
     .await;
+    // Sockets still connecting now give up, so every later count is of the joined ones (a
+    // socket between its check and its count gets a moment to finish counting).
+    board.connecting.store(false, Relaxed);
+    gate.close();
+    sleep(Duration::from_millis(20)).await;
     report.joined = board.joined.load(Relaxed);
     let last_join = board.last_join.load(Relaxed);
     report.connect_last_s = last_join.saturating_sub(started) as f64 / 1e9;
@@ -286,8 +291,17 @@ async fn run(args: &Args) -> Result<Report, String> {
     }
 
     // 3. Fan-out rounds.
+    let server_cpu = || {
+        let readings: Option<Vec<f64>> = args
+            .server_pids
+            .iter()
+            .map(|p| http::proc_cpu_ms(Some(*p)))
+            .collect();
+        readings
+            .filter(|r| !r.is_empty())
+            .map(|r| r.iter().sum::<f64>())
+    };
     let mut measured = Vec::new();
-    let mut lasts = Vec::new();
     for r in 0..total_rounds {
         let expected = board.alive.load(Relaxed);
         let body = wire::notify_body(
@@ -298,6 +312,7 @@ async fn run(args: &Args) -> Result<Report, String> {
             },
             &pad,
         );
+        let cpu_before = (server_cpu(), http::proc_cpu_ms(None));
         let posted = board.stamp(Instant::now());
         let post_error = http::notify(notify_addr, &args.server_key, &body)
             .await
@@ -310,6 +325,7 @@ async fn run(args: &Args) -> Result<Report, String> {
             )
             .await;
         }
+        let cpu_after = (server_cpu(), http::proc_cpu_ms(None));
         let mut latencies = board.round_latencies(r, posted);
         latencies.sort_unstable();
         let complete = latencies.len() >= expected && expected > 0;
@@ -325,30 +341,17 @@ async fn run(args: &Args) -> Result<Report, String> {
                 None
             },
             post_error,
+            server_cpu_ms: cpu_before.0.zip(cpu_after.0).map(|(a, b)| b - a),
+            client_cpu_ms: cpu_before.1.zip(cpu_after.1).map(|(a, b)| b - a),
         };
         if r >= args.warmup {
             measured.extend_from_slice(&latencies);
-            lasts.extend(round.last_ms);
             report.rounds.push(round);
         }
         sleep(Duration::from_millis(args.round_gap_ms)).await;
     }
     measured.sort_unstable();
-    if let (Some(p50), Some(p99), Some(max)) = (
-        percentile_ms(&measured, 0.5),
-        percentile_ms(&measured, 0.99),
-        percentile_ms(&measured, 1.0),
-    ) {
-        report.summary = Some(Summary {
-            p50_ms: p50,
-            p99_ms: p99,
-            max_ms: max,
-            complete_rounds: lasts.len(),
-            last_max_ms: lasts.iter().copied().max_by(f64::total_cmp),
-            last_median_ms: report::median(&mut lasts),
-            rounds: report.rounds.len(),
-        });
-    }
+    report.summary = Summary::of(&report.rounds, &measured);
 
     // 4. Storm.
     if args.storm {

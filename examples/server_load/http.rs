@@ -1,5 +1,6 @@
 //! The tool's HTTP side: one request per connection (`Connection: close`) over a plain
-//! `TcpStream`, for `POST /notify`, `GET /health` and `GET /dev/token`; and server RSS.
+//! `TcpStream`, for `POST /notify`, `GET /health` and `GET /dev/token`; and the `/proc`
+//! readings (a server's RSS, a process's CPU time).
 //!
 //! A new connection per request is what a load balancer's health check or an app's
 //! notification call does, and it keeps a stalled server from holding a pooled connection.
@@ -178,6 +179,19 @@ pub(crate) fn proc_rss(pid: u32) -> Result<u64, String> {
     Ok(kib * 1024)
 }
 
+/// CPU time (user + system) a process has used, in ms, from `/proc/PID/stat` (`self` without a
+/// pid). Linux counts it in clock ticks of 10 ms (USER_HZ = 100).
+pub(crate) fn proc_cpu_ms(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +211,17 @@ mod tests {
                 .is_err()
         );
         assert!(parse_response(b"HTTP/1.1 200").is_err());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_grows() {
+        let before = proc_cpu_ms(None).unwrap();
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(proc_cpu_ms(None).unwrap() >= before + 20.0);
+        assert!(proc_cpu_ms(Some(std::process::id())).is_some());
     }
 }

@@ -6,7 +6,7 @@
 //! buffer, so 10,000 of them stay small next to the server they measure.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ pub(crate) struct Board {
     pub last_join: AtomicU64,
     /// Sockets whose first connect failed.
     pub first_failed: AtomicUsize,
+    /// Cleared at the connect deadline: a socket that joins later gives up instead.
+    pub connecting: AtomicBool,
     /// Sockets live right now.
     pub alive: AtomicUsize,
     failures: Mutex<BTreeMap<String, u64>>,
@@ -77,6 +79,8 @@ pub(crate) struct Board {
     pub outage_events: AtomicU32,
     back_at: Box<[AtomicU64]>,
     pub back: AtomicUsize,
+    /// The sockets the storm dropped.
+    stormed: Box<[AtomicBool]>,
     storm_next: Box<[AtomicU32]>,
     pub storm_missed: AtomicU64,
     pub storm_dups: AtomicU64,
@@ -105,10 +109,12 @@ impl Board {
             joined: AtomicUsize::new(0),
             last_join: AtomicU64::new(0),
             first_failed: AtomicUsize::new(0),
+            connecting: AtomicBool::new(true),
             alive: AtomicUsize::new(0),
             failures: Mutex::new(BTreeMap::new()),
             outage_events: AtomicU32::new(0),
             back_at: atomics(n),
+            stormed: atomics(n),
             back: AtomicUsize::new(0),
             storm_next: atomics(n),
             storm_missed: AtomicU64::new(0),
@@ -250,7 +256,10 @@ pub(crate) async fn run(
         back: false,
     };
     let Ok(permit) = gate.acquire_owned().await else {
-        return;
+        // The gate closes at the connect deadline.
+        return sock
+            .board
+            .fail("connect: not started before the connect deadline");
     };
     let end = sock.connect(&mut control, Some(permit)).await;
     if matches!(end, End::Failed(_)) {
@@ -379,7 +388,12 @@ impl Sock {
                 changed = control.changed() => {
                     let phase = if changed.is_err() { Phase::Stop } else { *control.borrow_and_update() };
                     match phase {
-                        Phase::Drop => return self.ended(live, End::Drop),
+                        Phase::Drop => {
+                            if live {
+                                self.board.stormed[self.idx].store(true, Relaxed);
+                            }
+                            return self.ended(live, End::Drop);
+                        }
                         Phase::Stop => return self.ended(live, End::Stop),
                         Phase::Live | Phase::Reconnect => continue,
                     }
@@ -472,6 +486,9 @@ impl Sock {
                     self.board.server_errors.fetch_add(1, Relaxed);
                 }
                 Incoming::Other => {}
+            }
+            if live && permit.is_some() && !self.board.connecting.load(Relaxed) {
+                return End::Failed("joined after the connect deadline".to_owned());
             }
             if live {
                 self.on_live(now, &mut permit);
