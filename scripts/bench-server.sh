@@ -20,6 +20,8 @@
 #   BENCH_OPT_LEVEL=3                        opt-level of this build (empty: the release profile's)
 #   BENCH_OUT=target/bench-server            reports, load-tool output and server logs
 #   BENCH_LOAD_ARGS=""                       extra server_load options, e.g. "--threads 2"
+#   BENCH_SOCKLINE_BIN=""                    another sockline-server binary to measure (e.g. a
+#                                            branch's build) instead of this checkout's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +67,7 @@ cargo build --quiet --release --target-dir "$TARGET_DIR" --features server \
     --bin sockline-server --example server_load --example bare_broadcast
 BIN=$TARGET_DIR/release
 LOAD=$BIN/examples/server_load
+SOCKLINE_BIN=${BENCH_SOCKLINE_BIN:-$BIN/sockline-server}
 
 if [[ $SERVERS == *ws* || $SERVERS == *socketio* ]]; then
     if [[ ! -d bench/peers/node_modules/socket.io || ! -d bench/peers/node_modules/ws ]]; then
@@ -79,7 +82,7 @@ mkdir -p "$OUT"
 # Every load socket comes from 127.0.0.1, as if all users sat behind one proxy: a server with a
 # per-IP cap on unauthenticated connections gets it lifted, or the reconnect wave would be refused.
 SOCKLINE_FLAGS=()
-if "$BIN/sockline-server" --help | grep -q -- '--max-unauthed-per-ip'; then
+if "$SOCKLINE_BIN" --help | grep -q -- '--max-unauthed-per-ip'; then
     SOCKLINE_FLAGS+=(--max-unauthed-per-ip 0)
 fi
 
@@ -88,7 +91,7 @@ start_server() {
     local name=$1 log=$2
     local -a cmd
     case $name in
-        sockline) cmd=(env RUST_LOG=warn "$BIN/sockline-server" --addr 127.0.0.1:0 "${SOCKLINE_FLAGS[@]}") ;;
+        sockline) cmd=(env RUST_LOG=warn "$SOCKLINE_BIN" --addr 127.0.0.1:0 "${SOCKLINE_FLAGS[@]}") ;;
         bare) cmd=("$BIN/examples/bare_broadcast" 0) ;;
         ws) cmd=(node bench/peers/ws-server.mjs 0) ;;
         socketio) cmd=(node bench/peers/socketio-server.mjs 0) ;;
@@ -137,7 +140,7 @@ done
 
 echo
 echo "sockline server benchmark — $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty'), $(nproc) cores shared by server and load tool"
-echo "release build${OPT_LEVEL:+ at opt-level $OPT_LEVEL}; node $(node --version 2>/dev/null || echo '?'); socket.io $(node -p 'require("./bench/peers/node_modules/socket.io/package.json").version' 2>/dev/null || echo '?'), ws $(node -p 'require("./bench/peers/node_modules/ws/package.json").version' 2>/dev/null || echo '?'); $ROUNDS rounds after 1 warm-up; runs per row: $REPEAT"
+echo "sockline-server: $SOCKLINE_BIN; release build${OPT_LEVEL:+ at opt-level $OPT_LEVEL}; node $(node --version 2>/dev/null || echo '?'); socket.io $(node -p 'require("./bench/peers/node_modules/socket.io/package.json").version' 2>/dev/null || echo '?'), ws $(node -p 'require("./bench/peers/node_modules/ws/package.json").version' 2>/dev/null || echo '?'); $ROUNDS rounds after 1 warm-up; runs per row: $REPEAT"
 echo
 "$LOAD" --table "${reports[@]}"
 echo

@@ -250,12 +250,16 @@ fn ratio(value: Option<f64>, reference: Option<f64>) -> String {
 }
 
 const NOTES: &str = "
+joined: sockets that connected and joined within the connect deadline (median over runs); the
+  rounds and the storm run on those.
 RSS/conn: (server RSS after - before) / sockets joined. Latencies run from just before
   POST /notify to each socket's read of the event; p50, p99 and last (time to the last socket)
   are medians over the measured rounds; max is the slowest receipt of any round.
 xbare: ratio to the bare tokio-tungstenite server at the same N (medians over runs).
-Storm: drain = from the drop until /health reports 0 connections; health max = the slowest
-  /health answer from the drop to the end of the reconnect wave; all back = from the wave's
+Storm: drain = from the drop until /health reports 0 connections; health drain/wave = the
+  slowest /health answer (a new connection each, every 20 ms) while the server drains, and
+  while the sockets reconnect (on loopback that includes waiting in the accept queue behind
+  the reconnecting sockets, and the load tool's own handshake work); all back = from the wave's
   start until every socket is back (sockline: resumed, holding every event posted during the
   outage); missed/dup = storm events missed / duplicated, summed over sockets.";
 
@@ -276,11 +280,19 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
             order.push(key);
         }
     }
-    order.sort_by_key(|(n, _)| *n);
+    // By N, then sockline, the reference, the Node peers, anything else.
+    let rank = |label: &str| {
+        ["sockline", REFERENCE, "ws", "socketio"]
+            .iter()
+            .position(|l| *l == label)
+            .unwrap_or(4)
+    };
+    order.sort_by(|(n1, l1), (n2, l2)| (n1, rank(l1), l1).cmp(&(n2, rank(l2), l2)));
     let header = [
         "N",
         "server",
         "runs",
+        "joined",
         "RSS/conn",
         "×bare",
         "connect",
@@ -288,10 +300,10 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
         "p99",
         "×bare",
         "max",
-        "last(med)",
+        "last",
         "×bare",
         "drain",
-        "health max",
+        "health drain/wave",
         "all back",
         "missed/dup",
     ];
@@ -310,13 +322,12 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
         let last = |r: &Report| r.summary.as_ref().and_then(|s| s.last_median_ms);
         let storm = |r: &Report| r.storm.clone();
         let storms: Vec<Storm> = runs.iter().filter_map(|r| storm(r)).collect();
-        let health = med(&runs, |r| {
-            let s = r.storm.as_ref()?;
-            match (s.health_max_drain_ms, s.health_max_wave_ms) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            }
-        });
+        let health = {
+            let drain = med(&runs, |r| r.storm.as_ref()?.health_max_drain_ms);
+            let wave = med(&runs, |r| r.storm.as_ref()?.health_max_wave_ms);
+            let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
+            format!("{} / {} ms", f(drain), f(wave))
+        };
         let missed = if storms.is_empty() {
             "–".to_owned()
         } else if storms.iter().all(|s| s.resumes) {
@@ -354,6 +365,7 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
             n.to_string(),
             label.clone(),
             runs.len().to_string(),
+            med(&runs, |r| Some(r.joined as f64)).map_or("–".to_owned(), |j| format!("{j:.0}")),
             kib(med(&runs, rss)),
             ratio(med(&runs, rss), med(&refs, rss)),
             connect,
@@ -364,7 +376,7 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
             ms(med(&runs, last)),
             ratio(med(&runs, last), med(&refs, last)),
             secs(med(&runs, |r| r.storm.as_ref().and_then(|s| s.drain_s))),
-            ms(health),
+            health,
             all_back,
             missed,
         ]);

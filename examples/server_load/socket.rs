@@ -173,11 +173,14 @@ impl Board {
             .max()
     }
 
-    /// Storm: sockets whose next expected storm event is below `total`, and the events they lack.
+    /// Storm: the dropped sockets whose next expected storm event is below `total`, and the
+    /// events they lack.
     pub(crate) fn storm_short(&self, total: u32) -> (usize, u64) {
         self.storm_next
             .iter()
-            .map(|k| k.load(Relaxed))
+            .zip(self.stormed.iter())
+            .filter(|(_, stormed)| stormed.load(Relaxed))
+            .map(|(k, _)| k.load(Relaxed))
             .filter(|&k| k < total)
             .fold((0, 0), |(sockets, events), k| {
                 (sockets + 1, events + u64::from(total - k))
