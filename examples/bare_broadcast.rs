@@ -9,8 +9,10 @@
 //! {"room","event","data"}` sends `{"event":…,"data":…}` to every member of the room, encoded
 //! once (every socket's queue holds the same shared bytes) and answers `202 {"delivered":N}`;
 //! `GET /health` answers `{"status","connections","rss_bytes"}`. No auth, no replay, no acks, no
-//! heartbeat. Each socket is one task with a 4 KiB read buffer and no write buffering, the
-//! settings sockline-server uses, so the difference between the two is sockline's own work.
+//! heartbeat. Each socket is one task with a [`READ_BUFFER`]-byte read buffer and no write
+//! buffering, the settings sockline-server's upgrade uses, so the difference between the two is
+//! sockline's own work. (With a 4 KiB read buffer, as sockline-server had before its rewrite,
+//! this server held 12.5 KiB per idle socket at 10,000 sockets.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +31,8 @@ use tokio_tungstenite::WebSocketStream;
 
 /// Frames a socket's queue holds; a fan-out to a full queue skips that socket (and counts it).
 const QUEUE: usize = 256;
+/// tungstenite's read buffer per socket, allocated up front (its default is 128 KiB).
+const READ_BUFFER: usize = 512;
 /// Largest request head or `/notify` body read, in bytes.
 const MAX_HTTP: usize = 64 * 1024;
 
@@ -169,7 +173,7 @@ async fn serve(mut tcp: TcpStream, hub: Arc<Hub>) {
             }
             let rest = buf.split_off(head.len);
             let config = WebSocketConfig::default()
-                .read_buffer_size(4 * 1024)
+                .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(0);
             let ws =
                 WebSocketStream::from_partially_read(tcp, rest, Role::Server, Some(config)).await;
