@@ -148,3 +148,10 @@ test-python: ## Run the Python wire-protocol tests (tests/python, pytest in .ven
 	scripts/setup.sh --python
 	$(CARGO) build --features server --bin sockline-server
 	SOCKLINE_SERVER_BIN=$(SERVER_BIN) timeout 300 .venv/bin/python -m pytest -q tests/python
+
+# Not part of `test`: a side-by-side load benchmark of the reference server against a bare
+# tokio-tungstenite server, `ws` and socket.io (scripts/bench-server.sh says what it does and
+# how to change N, the servers and the repeats).
+.PHONY: bench-server
+bench-server: ## Server load benchmark: sockline vs bare tokio-tungstenite, ws and socket.io at N = 1,000 and 10,000 (one table)
+	scripts/bench-server.sh
