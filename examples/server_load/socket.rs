@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use sockline::core::{Backoff, Rng};
+use sockline::core::Backoff;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, sleep_until, timeout};
@@ -294,14 +294,23 @@ pub(crate) async fn run(
     }
 }
 
+/// One SplitMix64 step: the same jitter source the core uses.
+fn splitmix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Sock {
     /// Reconnects with the SDK's backoff: retry n waits `Backoff::delay(n)`, up to `max_retries`.
     async fn reconnect(&mut self, control: &mut watch::Receiver<Phase>) -> End {
         let backoff = self.plan.backoff.clone();
-        let mut rng = Rng::new(self.plan.seed ^ (self.idx as u64).wrapping_mul(0x9E37_79B9));
+        let mut random = self.plan.seed ^ (self.idx as u64).wrapping_mul(0x9E37_79B9);
         let mut last = String::new();
-        for retry in 1..=backoff.max_retries.max(1) {
-            let wake = tokio::time::Instant::now() + backoff.delay(retry, &mut rng);
+        for retry in 1..=backoff.max_retries.unwrap_or(u32::MAX).max(1) {
+            random = splitmix(random);
+            let wake = tokio::time::Instant::now() + backoff.sample(retry, random);
             loop {
                 tokio::select! {
                     _ = sleep_until(wake) => break,
@@ -322,7 +331,7 @@ impl Sock {
         }
         End::Failed(format!(
             "gave up reconnecting after {} retries: {last}",
-            backoff.max_retries
+            backoff.max_retries.unwrap_or(u32::MAX)
         ))
     }
 
