@@ -39,33 +39,45 @@ test-wasm: ## Run the core_* integration tests on wasm32 in Node (wasm-bindgen-t
 doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
-# The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
-# --weak-refs so a dropped client is freed by the GC; the `name` section, function names for
-# devtools stack traces, and the producers section are dropped: they were a third of the .wasm),
-# the React bindings (js/ compiled by tsc into pkg/react/; js/'s npm packages are installed once),
-# then package.json (scripts/pkg-json.mjs).
+# The npm package, offline: a wasm32 build with the size profile (`[profile.wasm]` in Cargo.toml:
+# opt-level "z", LTO, one codegen unit; the release profile is opt-level 3 for native code), the
+# installed wasm-bindgen CLI (--target web, --weak-refs so a dropped client is freed by the GC; the
+# `name` section, function names for devtools stack traces, and the producers section are dropped:
+# they were a third of the .wasm), wasm-opt, the React bindings (js/ compiled by tsc into
+# pkg/react/; js/'s npm packages are installed once), then package.json (scripts/pkg-json.mjs),
+# and the size check.
 # wasm-pack is not used: it would try to download tools.
-# wasm-opt is NOT run: Debian's binaryen 108 writes the `__wbindgen_externrefs` table export with
-# index 0 (the funcref table) instead of 1, even with no passes at all (`wasm-opt -O0
-# --enable-reference-types`), so init() throws "WebAssembly.Table.set(): ... function-typed object
-# must be null". Running it before wasm-bindgen instead makes wasm-bindgen panic ("failed to find
-# `0` in function table"), and wasm-bindgen 0.2.130 needs reference types (a build with
-# `-C target-feature=-reference-types` fails in its externref pass). It would save only ~0.8 KiB
-# gzipped (opt-level z + LTO already did most of it): re-enable (`wasm-opt -Oz`) with a newer binaryen.
-pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
-	scripts/setup.sh --rust --js
-	$(CARGO) build --lib --release --target $(WASM_TARGET)
+# wasm-opt is binaryen's npm build (tools/, pinned; a JS/wasm program, nothing native is
+# downloaded), run AFTER wasm-bindgen. Not Debian's binaryen 108: it writes the
+# `__wbindgen_externrefs` table export with index 0 (the funcref table) instead of 1, so init()
+# throws "WebAssembly.Table.set(): ... function-typed object must be null". The features are the
+# ones rustc enables for wasm32 (multivalue included: wasm-bindgen emits multi-value shims);
+# the target_features section is metadata only and is dropped.
+WASM_OPT := tools/node_modules/.bin/wasm-opt
+WASM_OPT_FLAGS := -Oz --converge --enable-reference-types --enable-bulk-memory \
+	--enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+	--enable-multivalue --strip-target-features
+pkg: ## Build the npm package in pkg/ (offline once js/ and tools/ have their npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
+	scripts/setup.sh --rust --js --tools
+	$(CARGO) build --lib --profile wasm --target $(WASM_TARGET)
 	rm -rf pkg
 	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
-		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/release/sockline.wasm
+		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/wasm/sockline.wasm
+	$(WASM_OPT) $(WASM_OPT_FLAGS) pkg/sockline_bg.wasm -o pkg/sockline_bg.wasm
 	cd js && node_modules/.bin/tsc -p tsconfig.json
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
 
-size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9)
+# The budget for what a page loads: the .wasm plus its JS glue, each `gzip -9`.
+SIZE_BUDGET := 30720
+size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9); fails above the 30 KiB budget
 	@wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
-		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB)\n' \
-		$$wasm $$js $$((wasm + js)) $$(awk "BEGIN { print ($$wasm + $$js) / 1024 }")
+		total=$$((wasm + js)); \
+		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB); budget %d B, headroom %d B\n' \
+			$$wasm $$js $$total $$(awk "BEGIN { print $$total / 1024 }") $(SIZE_BUDGET) $$(($(SIZE_BUDGET) - total)); \
+		if [ $$total -gt $(SIZE_BUDGET) ]; then \
+			echo "pkg size: $$total B is over the budget of $(SIZE_BUDGET) B (30 KiB)" >&2; exit 1; \
+		fi
 
 # Browser tests (tests/browser.rs) in headless Chromium through chromedriver; webdriver.json in
 # the crate root gives chromium its flags. The harness starts the reference server, gives the
@@ -113,4 +125,4 @@ test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs
 docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
 	$(E2E) --docs-screenshot docs/demo.png
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-e2e ## Everything CI runs: setup, then all checks and tests, in order
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg size test-types test-e2e ## Everything CI runs: setup, then all checks and tests, in order
