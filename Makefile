@@ -43,7 +43,7 @@ doc: ## Build the docs, rustdoc warnings as errors
 # opt-level "z", LTO, one codegen unit; the release profile is opt-level 3 for native code), the
 # installed wasm-bindgen CLI (--target web, --weak-refs so a dropped client is freed by the GC; the
 # `name` section, function names for devtools stack traces, and the producers section are dropped:
-# they were a third of the .wasm), wasm-opt, the React bindings (js/ compiled by tsc into
+# they were a third of the .wasm), wasm-opt, the JS glue minified, the React bindings (js/ compiled by tsc into
 # pkg/react/; js/'s npm packages are installed once), then package.json (scripts/pkg-json.mjs),
 # and the size check.
 # wasm-pack is not used: it would try to download tools.
@@ -54,6 +54,9 @@ doc: ## Build the docs, rustdoc warnings as errors
 # ones rustc enables for wasm32 (multivalue included: wasm-bindgen emits multi-value shims);
 # the target_features section is metadata only and is dropped.
 WASM_OPT := tools/node_modules/.bin/wasm-opt
+# The JS glue is minified (esbuild, tools/): its doc comments are in sockline.d.ts, which is what
+# editors and TypeScript read; what a page downloads is the code.
+ESBUILD := tools/node_modules/.bin/esbuild
 WASM_OPT_FLAGS := -Oz --converge --enable-reference-types --enable-bulk-memory \
 	--enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
 	--enable-multivalue --strip-target-features
@@ -64,6 +67,8 @@ pkg: ## Build the npm package in pkg/ (offline once js/ and tools/ have their np
 	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
 		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/wasm/sockline.wasm
 	$(WASM_OPT) $(WASM_OPT_FLAGS) pkg/sockline_bg.wasm -o pkg/sockline_bg.wasm
+	$(ESBUILD) pkg/sockline.js --minify --format=esm --log-level=warning \
+		--banner:js='/* @ts-self-types="./sockline.d.ts" */' --outfile=pkg/sockline.js --allow-overwrite
 	cd js && node_modules/.bin/tsc -p tsconfig.json
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
