@@ -78,4 +78,5 @@ pub use io::{
     Action, Env, Event, Input, Instant, Payload, RequestId, SendId, SocketId, Stats, Transport,
 };
 pub use machine::Connection;
+pub(crate) use state::seq_gap;
 pub use state::{Cause, ConnectionState, DisconnectReason, LinkError};

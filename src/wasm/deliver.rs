@@ -93,11 +93,7 @@ pub(crate) fn state_info(view: &StateView) -> JsValue {
     js::set(&info, "state", &JsValue::from_str(view.to.name()));
     js::set(&info, "attempt", &js::num(view.attempt()));
     js::set(&info, "reason", &JsValue::from_str(view.cause.code()));
-    js::set(
-        &info,
-        "message",
-        &JsValue::from_str(&view.cause.to_string()),
-    );
+    js::set(&info, "message", &JsValue::from_str(&view.cause.message()));
     let next = view
         .retry_in
         .map(|d| js::num_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
@@ -135,7 +131,7 @@ fn emit_error(shared: &Rc<Shared>, err: &JsValue) {
 }
 
 fn client_error(e: &ClientError) -> JsValue {
-    let err = js::error(e.code(), &e.to_string());
+    let err = js::error(e.code(), &e.message());
     if let ClientError::SendFailed { id, .. } = e {
         js::set(&err, "id", &js::num_u64(id.0));
     }
@@ -143,7 +139,7 @@ fn client_error(e: &ClientError) -> JsValue {
 }
 
 fn ack_error(id: Option<SendId>, e: &AckError) -> JsValue {
-    let err = js::error(e.code(), &e.to_string());
+    let err = js::error(e.code(), &e.message());
     if let Some(id) = id {
         js::set(&err, "id", &js::num_u64(id.0));
     }
