@@ -68,6 +68,7 @@ mod link;
 mod machine;
 mod outbox;
 mod pacing;
+mod queue;
 mod rooms;
 mod state;
 mod timers;
