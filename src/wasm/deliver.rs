@@ -19,7 +19,7 @@ pub(crate) fn deliver(shared: &Rc<Shared>, output: Output<Pending>) {
     match output {
         Output::State(view) => {
             let info = state_info(&view);
-            if shared.inner.borrow().debug {
+            if shared.inner.try_borrow().is_ok_and(|inner| inner.debug) {
                 let change = String::from(view.from.name()) + " -> " + view.to.name();
                 web_sys::console::log_3(
                     &JsValue::from_str("[sockline]"),

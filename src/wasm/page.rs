@@ -26,11 +26,7 @@ struct EventListener {
 }
 
 impl EventListener {
-    fn new(
-        target: &EventTarget,
-        kind: &'static str,
-        on: impl Fn(JsValue) + 'static,
-    ) -> Self {
+    fn new(target: &EventTarget, kind: &'static str, on: impl Fn(JsValue) + 'static) -> Self {
         let closure = EventClosure::new(on);
         let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
         EventListener {

@@ -190,7 +190,12 @@ fn rearm(shared: &Rc<Shared>, inner: &mut Inner, deadline: Option<Instant>) {
 
 /// Calls `getToken()` (no borrow held) and feeds its answer, now or when its promise settles.
 fn fetch_token(shared: &Rc<Shared>, request: RequestId) {
-    let Some(provider) = shared.inner.borrow().provider.clone() else {
+    let provider = shared
+        .inner
+        .try_borrow()
+        .ok()
+        .and_then(|i| i.provider.clone());
+    let Some(provider) = provider else {
         // Unreachable with parsed options (a static token or `getToken`), but never hang.
         let error = String::from("no token configured");
         return feed_shared(shared, Input::TokenFetched(request, Err(error)));

@@ -44,10 +44,12 @@ impl Socket {
         let on_open = EventClosure::new(move |_: JsValue| on(Transport::Opened));
         let on = on_event.clone();
         let on_message = EventClosure::new(move |e: JsValue| {
-            on(match e.unchecked_into::<MessageEvent>().data().as_string() {
-                Some(text) => Transport::Frame(text),
-                None => Transport::Binary,
-            });
+            on(
+                match e.unchecked_into::<MessageEvent>().data().as_string() {
+                    Some(text) => Transport::Frame(text),
+                    None => Transport::Binary,
+                },
+            );
         });
         let on_close = EventClosure::new(move |e: JsValue| {
             let e = e.unchecked_into::<CloseEvent>();
