@@ -1,6 +1,7 @@
 //! Three reference-server nodes sharing one real `redis-server` (issue 11): fan-out from any
 //! node, resume on another node, dedupe across nodes, the socket limit across nodes, presence
-//! across nodes, and a Redis outage in the middle. Every node and Redis bind 127.0.0.1.
+//! across nodes, a Redis outage in the middle, and a node killed. Every node and Redis bind
+//! 127.0.0.1.
 #![cfg(feature = "server")]
 
 #[path = "support/redis.rs"]
@@ -72,7 +73,9 @@ async fn events_within(
 
 #[tokio::test]
 async fn a_notify_posted_to_one_node_reaches_a_socket_on_another_exactly_once() {
-    let redis = RedisServer::start();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let [a, b, c] = three(&redis).await;
     let (mut alice, _) = WsClient::authed(a.local_addr(), "alice").await;
     let (mut bob, _) = WsClient::authed(b.local_addr(), "bob").await;
@@ -121,7 +124,9 @@ async fn a_notify_posted_to_one_node_reaches_a_socket_on_another_exactly_once() 
 
 #[tokio::test]
 async fn a_client_cut_on_one_node_resumes_on_another_with_every_event_once_in_order() {
-    let redis = RedisServer::start();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let [a, b, c] = three(&redis).await;
     let (mut alice, hello) =
         WsClient::authed_as(a.local_addr(), &token("alice"), Some(CLIENT), None).await;
@@ -192,7 +197,9 @@ async fn a_client_cut_on_one_node_resumes_on_another_with_every_event_once_in_or
 
 #[tokio::test]
 async fn a_send_processed_on_one_node_and_resent_to_another_is_not_processed_twice() {
-    let redis = RedisServer::start();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let [a, b, c] = three(&redis).await;
     let (mut bob, _) = WsClient::authed(c.local_addr(), "bob").await;
     join(&mut bob, 1, "chat:1").await;
@@ -232,7 +239,9 @@ async fn a_send_processed_on_one_node_and_resent_to_another_is_not_processed_twi
 
 #[tokio::test]
 async fn the_sixth_socket_of_a_user_across_three_nodes_is_refused_with_4008() {
-    let redis = RedisServer::start();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let nodes = three(&redis).await;
     let mut sockets = Vec::new();
     for i in 0..5 {
@@ -259,7 +268,9 @@ async fn the_sixth_socket_of_a_user_across_three_nodes_is_refused_with_4008() {
 
 #[tokio::test]
 async fn presence_joined_on_one_node_and_left_on_another_is_seen_on_a_third() {
-    let redis = RedisServer::start();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let [a, b, c] = three(&redis).await;
     let (mut bob, _) = WsClient::authed(b.local_addr(), "bob").await;
     join(&mut bob, 1, "chat:p").await;
@@ -314,7 +325,9 @@ async fn presence_joined_on_one_node_and_left_on_another_is_seen_on_a_third() {
 
 #[tokio::test]
 async fn while_redis_is_down_clients_stay_up_and_notify_is_503_then_all_works_again() {
-    let mut redis = RedisServer::start();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
     let [a, b, c] = three(&redis).await;
     let (mut alice, _) = WsClient::authed(a.local_addr(), "alice").await;
     let (mut bob, _) = WsClient::authed(b.local_addr(), "bob").await;
@@ -375,6 +388,64 @@ async fn while_redis_is_down_clients_stay_up_and_notify_is_503_then_all_works_ag
         1
     );
     for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_its_client_resumes_on_another_node_with_nothing_missed() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let [a, b, c] = three(&redis).await;
+    let (mut alice, hello) =
+        WsClient::authed_as(a.local_addr(), &token("alice"), Some(CLIENT), None).await;
+    let session = session_of(&hello);
+    join(&mut alice, 1, "chat:k").await;
+    let note = |n: u32| json!({"user": "alice", "event": "new_notification", "data": {"n": n}});
+    notify(c.local_addr(), note(1)).await;
+    assert_eq!(
+        events_within(&mut alice, "new_notification", Duration::from_millis(300)).await,
+        [(Some(1), json!({"n": 1}))]
+    );
+    // Node A dies (no close frames, nothing cleaned up); events keep coming through C.
+    a.abort();
+    for n in 2..=4 {
+        assert_eq!(notify(c.local_addr(), note(n)).await.0, 202);
+    }
+    let point = ResumePoint {
+        session: session.clone(),
+        seq: 1,
+    };
+    let (mut back, hello) =
+        WsClient::authed_as(b.local_addr(), &token("alice"), Some(CLIENT), Some(point)).await;
+    match hello {
+        ServerFrame::Authenticated {
+            session: s,
+            resumed,
+            missed,
+            ..
+        } => assert_eq!((s, resumed, missed), (session, true, 3)),
+        other => panic!("{other:?}"),
+    }
+    let replayed = events_within(&mut back, "new_notification", Duration::from_millis(400)).await;
+    assert_eq!(
+        replayed,
+        [
+            (Some(2), json!({"n": 2})),
+            (Some(3), json!({"n": 3})),
+            (Some(4), json!({"n": 4}))
+        ]
+    );
+    // The room carried over to B: a room event posted to C arrives once, numbered next.
+    notify(
+        c.local_addr(),
+        json!({"room": "chat:k", "event": "conversation_update", "data": {}}),
+    )
+    .await;
+    let live = events_within(&mut back, "conversation_update", Duration::from_millis(400)).await;
+    assert_eq!(live, [(Some(5), json!({}))]);
+    for n in [b, c] {
         n.shutdown().await;
     }
 }
