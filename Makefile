@@ -30,9 +30,11 @@ lint: ## Clippy, warnings as errors: natively (all targets and features) and on 
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	$(CARGO) clippy --lib --tests --target $(WASM_TARGET) -- -D warnings
 
+# tests/cluster.rs starts its own redis-server (a free port, persistence off); without the binary
+# it would skip, so SOCKLINE_REQUIRE_REDIS=1 makes a missing one a failure here.
 test-native: ## Run every native test (unit, integration, doc), all features (tests/cluster.rs starts redis-server)
 	scripts/setup.sh --redis
-	$(CARGO) test --all-features
+	SOCKLINE_REQUIRE_REDIS=1 $(CARGO) test --all-features
 
 test-wasm: ## Run the core_* integration tests on wasm32 in Node (wasm-bindgen-test-runner)
 	$(CARGO) test --target $(WASM_TARGET) --test 'core_*'
@@ -179,3 +181,10 @@ test-python: ## Run the Python wire-protocol tests (tests/python, pytest in .ven
 .PHONY: bench-server
 bench-server: ## Server load benchmark: sockline vs bare tokio-tungstenite, ws and socket.io at N = 1,000 and 10,000 (one table)
 	scripts/bench-server.sh
+
+# Not part of `test`: the load tool against one node in memory and against three nodes sharing one
+# redis-server, in the same run, one table (scripts/bench-cluster.sh says how to change N).
+.PHONY: bench-cluster
+bench-cluster: ## Cluster load benchmark: 3,000 sockets on one node vs three nodes + Redis (fan-out p50/p99, RSS per node)
+	scripts/setup.sh --redis
+	scripts/bench-cluster.sh
