@@ -125,34 +125,43 @@ fn raise_nofile(sockets: usize) {
     }
 }
 
-/// The server RSS: the sum over `--server-pid`s, else over the servers' `/health` `rss_bytes`.
-async fn server_rss(args: &Args, targets: &[Target]) -> (String, Option<u64>) {
+/// The server RSS: the sum over `--server-pid`s, else over the servers' `/health` `rss_bytes`;
+/// with each server's own figure (in `--server-pid` or `--url` order).
+async fn server_rss(args: &Args, targets: &[Target]) -> (String, Option<u64>, Vec<u64>) {
+    let mut each = Vec::new();
     if !args.server_pids.is_empty() {
-        let mut total = 0;
         for pid in &args.server_pids {
             match http::proc_rss(*pid) {
-                Ok(rss) => total += rss,
-                Err(e) => return (format!("/proc: {e}"), None),
+                Ok(rss) => each.push(rss),
+                Err(e) => return (format!("/proc: {e}"), None, Vec::new()),
             }
         }
-        return ("/proc/PID/status VmRSS".to_owned(), Some(total));
+        return (
+            "/proc/PID/status VmRSS".to_owned(),
+            Some(each.iter().sum()),
+            each,
+        );
     }
-    let mut total = 0;
     for target in targets {
         match http::health(target.addr, Duration::from_secs(10)).await {
             Ok(http::Health {
                 rss_bytes: Some(rss),
                 ..
-            }) => total += rss,
+            }) => each.push(rss),
             _ => {
                 return (
                     "none (no --server-pid, no rss_bytes in /health)".to_owned(),
                     None,
+                    Vec::new(),
                 )
             }
         }
     }
-    ("/health rss_bytes".to_owned(), Some(total))
+    (
+        "/health rss_bytes".to_owned(),
+        Some(each.iter().sum()),
+        each,
+    )
 }
 
 /// One token per socket: minted with `--jwt-secret`, else from `/dev/token`, 16 at a time.
@@ -234,7 +243,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         servers: targets.len(),
         ..Report::default()
     };
-    let (rss_source, rss_before) = server_rss(args, &targets).await;
+    let (rss_source, rss_before, _) = server_rss(args, &targets).await;
 
     // 1. Connect and join.
     let (control, watcher) = watch::channel(Phase::Live);
@@ -281,8 +290,9 @@ async fn run(args: &Args) -> Result<Report, String> {
         }
     }
     report.settle_s = seen.1.saturating_duration_since(settle_from).as_secs_f64();
-    let (_, rss_after) = server_rss(args, &targets).await;
+    let (_, rss_after, rss_after_each) = server_rss(args, &targets).await;
     report.rss_source = rss_source;
+    report.rss_after_by_server = rss_after_each;
     report.rss_before = rss_before;
     report.rss_after = rss_after;
     if let (Some(before), Some(after)) = (rss_before, rss_after) {

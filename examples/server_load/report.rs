@@ -27,6 +27,9 @@ pub(crate) struct Report {
     pub rss_source: String,
     pub rss_before: Option<u64>,
     pub rss_after: Option<u64>,
+    /// `rss_after` of each server, when there are several (`--server-pid` or `--url` order).
+    #[serde(default)]
+    pub rss_after_by_server: Vec<u64>,
     /// (after − before) / joined, in bytes.
     pub rss_per_conn: Option<f64>,
     pub rounds: Vec<Round>,
@@ -175,6 +178,14 @@ impl Report {
                 .map_or("–".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
             kib(self.rss_per_conn),
         );
+        if self.rss_after_by_server.len() > 1 {
+            let each: Vec<String> = self
+                .rss_after_by_server
+                .iter()
+                .map(|b| format!("{:.1} MiB", *b as f64 / 1048576.0))
+                .collect();
+            println!("  RSS after, per server: {}", each.join(", "));
+        }
         for (i, r) in self.rounds.iter().enumerate() {
             println!(
                 "  round {i}: {}/{} received, p50 {}, p99 {}, max {}, last socket {}; CPU: server {}, load tool {}{}",
