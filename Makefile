@@ -129,9 +129,9 @@ demo: www server ## Build everything and serve the demo on 127.0.0.1 (PORT=8080 
 	exec $(SERVER_BIN) --dev --static-dir www/dist --addr 127.0.0.1:$(PORT)
 
 # playwright-core drives Debian's /usr/bin/chromium (nothing is downloaded); every server listens
-# on an OS-chosen 127.0.0.1 port; the runner stops everything itself (150 s overall deadline).
+# on an OS-chosen 127.0.0.1 port; the runner stops everything itself (270 s overall deadline).
 # www/dist-dev is a development build: React's StrictMode double mount only happens there.
-E2E := timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --dist-dev www/dist-dev
+E2E := timeout 330 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --dist-dev www/dist-dev
 www-dev: www
 	cd www && NODE_ENV=development node_modules/.bin/vite build --mode development --outDir dist-dev --logLevel warn
 

@@ -12,6 +12,10 @@ use super::clock::now_ms;
 struct Claims {
     sub: String,
     exp: u64,
+    /// A random id, so two tokens minted for one user in the same second differ (a client
+    /// never sends again a token the server said has expired: PROTOCOL.md §7).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    jti: String,
 }
 
 /// Mints an HS256 token for `user` (`sub`) that expires after `ttl` (`exp`, required by the server).
@@ -19,6 +23,7 @@ pub fn mint_token(secret: &str, user: &str, ttl: Duration) -> String {
     let claims = Claims {
         sub: user.to_owned(),
         exp: now_ms() / 1000 + ttl.as_secs().max(1),
+        jti: format!("{:016x}", rand::random::<u64>()),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -129,11 +134,20 @@ mod tests {
     }
 
     #[test]
+    fn two_tokens_minted_in_one_second_differ() {
+        let a = mint_token("s", "u1", Duration::from_secs(60));
+        let b = mint_token("s", "u1", Duration::from_secs(60));
+        assert_ne!(a, b);
+        assert!(verify("s", &b).is_ok());
+    }
+
+    #[test]
     fn expired_and_exp_less_tokens_are_refused() {
         let key = EncodingKey::from_secret(b"s");
         let old = Claims {
             sub: "u1".into(),
             exp: now_ms() / 1000 - 10,
+            jti: String::new(),
         };
         let token = jsonwebtoken::encode(&Header::default(), &old, &key).unwrap();
         assert_eq!(verify("s", &token), Err(AuthFailure::Expired));
