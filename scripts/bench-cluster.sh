@@ -15,6 +15,7 @@
 #   CLUSTER_STORM=1         0 skips the disconnect/reconnect storm (sockets resume on their node)
 #   CLUSTER_OUT=target/bench-cluster   reports, load-tool output and server logs
 #   CLUSTER_LOAD_ARGS=""    extra server_load options, e.g. "--threads 1"
+#   CLUSTER_LOG=warn        the nodes' RUST_LOG (their logs: $CLUSTER_OUT/*.err)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,7 +58,7 @@ mkdir -p "$OUT"
 start_node() {
     local log=$1
     shift
-    env RUST_LOG=warn "$BIN" --addr 127.0.0.1:0 --max-unauthed-per-ip 0 "$@" >"$log.out" 2>"$log.err" &
+    env RUST_LOG="${CLUSTER_LOG:-warn}" "$BIN" --addr 127.0.0.1:0 --max-unauthed-per-ip 0 "$@" >"$log.out" 2>"$log.err" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
     NODE_URL=""

@@ -179,7 +179,8 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "broker_unavailable",
-            "Redis is unreachable: the event was not delivered; retry later",
+            "Redis did not confirm the event (unreachable: not delivered; too slow to answer: \
+             it may have been delivered, and a retry can deliver it twice); retry later",
         );
     };
     match &target {
