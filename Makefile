@@ -142,7 +142,7 @@ test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs
 docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
 	$(E2E) --docs-screenshot docs/demo.png
 
-# Tab sharing and the durable outbox (issue 12): several pages of one origin run the bare page
+# Tab sharing and the durable outbox (issue 12), token refresh and expiry in the browser: several pages of one origin run the bare page
 # www/e2e/tabs/ (pkg/ and the page are served by playwright's routing, so a reload works offline)
 # against the reference server; www/e2e/tabs.mjs stops everything itself (180 s overall deadline).
 test-tabs: pkg server ## Run the tab-sharing and durable-outbox tests (www/e2e/tabs.mjs) in headless Chromium
