@@ -126,7 +126,14 @@ test-tabs: pkg server ## Run the tab-sharing and durable-outbox tests (www/e2e/t
 	scripts/setup.sh --www --browser
 	timeout 240 node www/e2e/tabs.mjs --server $(SERVER_BIN) --pkg pkg
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-tabs test-e2e soak test-python ## Everything CI runs: setup, then all checks and tests, in order
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-tabs test-e2e test-node soak test-python ## Everything CI runs: setup, then all checks and tests, in order
+
+# sockline in Node (examples/node/: pkg/ installed as a copy, `ws` as the WebSocket): node:test
+# against the reference server, which the test starts, kills and restarts itself.
+.PHONY: test-node
+test-node: pkg server ## Run the Node test (examples/node: init(), ws, a /notify, reconnect after a server kill)
+	scripts/setup.sh --node
+	cd examples/node && SOCKLINE_SERVER_BIN=../../$(SERVER_BIN) timeout 120 node --test client.test.mjs
 
 # The churn soak (examples/soak.rs), 60 s against the debug server it starts itself: clients
 # connect, join, send, get /notify fan-out, are cut through FaultProxy and resume, and are
