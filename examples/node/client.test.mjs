@@ -207,10 +207,9 @@ test('connects with ws, receives a /notify, reconnects after the server is kille
 });
 
 test('with a room joined, a send queued during the outage is processed after the restart', {
-  // A fresh session re-joins the room set first, under send ids above the queued send's; the
-  // server remembers the highest id it processed and answers a lower one as a repeat: the send
-  // is acked `ok` (without its data) and never processed. Remove `todo` once that is fixed.
-  todo: 'core: re-joins after a fresh session take ids above the queued sends (the server drops those as repeats)',
+  // A fresh session re-joins the room set first, under send ids above the queued send's; a
+  // server that kept only the highest id it processed answered the lower one as a repeat (acked
+  // `ok` without its data, never processed). The server now dedupes per (user, client) id.
   timeout: 60_000,
 }, async () => {
   await init();
