@@ -153,13 +153,14 @@ test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types
 
 # The Next.js example (examples/nextjs/: App Router, a server component rendering sockline/react's
 # provider, client components with its hooks; pkg/ installed as a copy, as from a registry):
-# `next build` (Turbopack, with its type check; telemetry off), then examples/nextjs/e2e/run.mjs
-# serves it with `next start` against the reference server and drives Chromium (90 s deadline).
+# `npm run build` (a copy of the .wasm into public/ for /public-wasm, then `next build`: Turbopack,
+# with its type check; telemetry off), then examples/nextjs/e2e/run.mjs serves it with
+# `next start` against the reference server and drives Chromium (90 s deadline).
 NEXT_ENV := NEXT_TELEMETRY_DISABLED=1
 .PHONY: test-next
 test-next: pkg server ## Build the Next.js example and test it in headless Chromium against the reference server
 	scripts/setup.sh --next --browser
-	cd examples/nextjs && $(NEXT_ENV) timeout 300 node_modules/.bin/next build
+	cd examples/nextjs && $(NEXT_ENV) timeout 300 npm run --silent build
 	$(NEXT_ENV) timeout 120 node examples/nextjs/e2e/run.mjs --server $(SERVER_BIN)
 
 # sockline in Node (examples/node/: pkg/ installed as a copy, `ws` as the WebSocket): node:test

@@ -1,28 +1,8 @@
-// A server component, rendered per request. It renders sockline/react's provider itself (the
-// package's React entry is a client module, so a server component may import it) and hands it
-// only what crosses to the browser: the socket URL and a server function as `getToken`.
-// The client components inside (live.tsx) render on the server too, with state `disconnected`;
-// the WASM loads and the socket opens only in the browser, in the provider's effect.
-import { connection } from 'next/server';
-import { SocklineProvider } from 'sockline/react';
-import { Feed, Status } from './live';
-import { socklineServer } from './config';
-import { mintToken } from './token';
+// `/`: the WASM from where the bundler put it (Turbopack resolves the glue's
+// `new URL('sockline_bg.wasm', import.meta.url)` and serves it from /_next/static/media/).
+import { LivePage } from './live-page';
 
 export default async function Page({ searchParams }: { searchParams: Promise<{ user?: string }> }) {
-  await connection(); // rendered per request, so SOCKLINE_URL is read at run time
   const { user = 'alice' } = await searchParams;
-  const url = `${socklineServer().replace(/^http/, 'ws')}/ws`;
-  return (
-    <main>
-      <h1>sockline + Next.js</h1>
-      <p>
-        Signed in as <b id="user">{user}</b>; the socket goes to <code>{url}</code>.
-      </p>
-      <SocklineProvider options={{ url, getToken: mintToken.bind(null, user), key: user }}>
-        <Status />
-        <Feed />
-      </SocklineProvider>
-    </main>
-  );
+  return <LivePage user={user} />;
 }

@@ -167,7 +167,12 @@ test('the server renders the page: 200, the provider\'s initial state in the HTM
   assert.equal(next.proc.stderr, '', 'next start wrote nothing to stderr');
 });
 
-test('in Chromium: hydrates without warnings, connects, shows a /notify to the user and one to the room it joined', { timeout: 40_000 }, async () => {
+/**
+ * Opens `path` in a fresh context and checks: hydration without console errors or warnings, no
+ * page error and no 4xx/5xx, connected, the one `.wasm` fetched from `wasmAt` (a RegExp) as
+ * application/wasm, a /notify to the user and one to the room useRoom joined shown, no `error`.
+ */
+async function liveInChromium(path, wasmAt, shot) {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   page.setDefaultTimeout(15_000);
@@ -180,26 +185,35 @@ test('in Chromium: hydrates without warnings, connects, shows a /notify to the u
     if (r.url().endsWith('.wasm')) wasm.push({ url: r.url(), status: r.status(), type: r.headers()['content-type'] });
   });
 
-  const res = await page.goto(`${next.url}/?user=alice`);
+  const res = await page.goto(`${next.url}${path}`);
   assert.equal(res.status(), 200);
   await page.locator('#state', { hasText: /^connected$/ }).waitFor();
-  // The WASM came from Next's own static files (the bundler resolved the glue's
-  // `new URL('sockline_bg.wasm', import.meta.url)`), served as application/wasm.
   assert.equal(wasm.length, 1, JSON.stringify(wasm));
-  assert.match(wasm[0].url, new RegExp(`^${next.url}/_next/static/.*\\.wasm$`));
+  assert.match(wasm[0].url, wasmAt);
   assert.equal(wasm[0].status, 200);
   assert.equal(wasm[0].type, 'application/wasm');
 
-  await sockline.notify({ user: 'alice', event: 'new_notification', data: { id: 'n-1', title: 'Build passed' } });
-  await page.locator('#feed li', { hasText: 'notification: Build passed' }).waitFor();
+  const id = `n-${shot}`;
+  await sockline.notify({ user: 'alice', event: 'new_notification', data: { id, title: `Build passed (${shot})` } });
+  await page.locator('#feed li', { hasText: `notification: Build passed (${shot})` }).waitFor();
 
   // useRoom('chat:lobby') joined the room: wait until the server counts the member, then notify it.
   await until('alice in chat:lobby', async () => (await sockline.notify({ room: 'chat:lobby', event: 'announcement', data: { text: 'probe' } })).delivered > 0);
   await page.locator('#feed li', { hasText: 'chat:lobby: probe' }).first().waitFor();
 
-  await page.screenshot({ path: `${RESULTS}/connected.png` });
+  await page.screenshot({ path: `${RESULTS}/${shot}.png` });
   assert.equal(await page.locator('#error').textContent(), '', 'no `error` event reached the page');
   assert.deepEqual(problems, []);
   assert.equal(next.proc.stderr, '', 'next start wrote nothing to stderr');
   await ctx.close();
+}
+
+test('in Chromium: hydrates without warnings, connects, shows a /notify to the user and one to the room it joined', { timeout: 40_000 }, async () => {
+  // The WASM from Next's own static files (the bundler resolved the glue's
+  // `new URL('sockline_bg.wasm', import.meta.url)`).
+  await liveInChromium('/?user=alice', new RegExp(`^${next.url}/_next/static/.*\\.wasm$`), 'connected');
+});
+
+test('in Chromium, /public-wasm: the provider\'s wasm prop (a URL) is where the WASM comes from', { timeout: 40_000 }, async () => {
+  await liveInChromium('/public-wasm?user=alice', new RegExp(`^${next.url}/sockline_bg\\.wasm$`), 'public-wasm');
 });
