@@ -1,5 +1,6 @@
-//! The dev-only fault routes (issue 13 item 6): `/dev/drop`, `/dev/outage`, `/dev/expire` close a
-//! user's sockets or refuse their new ones, only with `--dev`; without it every `/dev/*` is 404.
+//! The dev-only routes: `/dev/token` (with a chosen life, or already expired) and the fault routes
+//! (issue 13 item 6) `/dev/drop`, `/dev/outage`, `/dev/expire`, which close a user's sockets or
+//! refuse their new ones, only with `--dev`; without it every `/dev/*` is 404.
 #![cfg(feature = "server")]
 
 mod support;
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sockline::protocol::ClientFrame;
+use sockline::protocol::{ClientFrame, ServerFrame};
 use sockline::server::ServerConfig;
 use support::*;
 
@@ -129,6 +130,37 @@ async fn expire_closes_the_users_sockets_with_4002_as_an_expired_token_would() {
     let (_, health) = http_get(addr, "/health").await;
     assert_eq!(health["closed"]["token_expired"], 1);
     assert_eq!(post(addr, "/dev/expire").await.0, 400);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dev_tokens_live_as_long_as_asked_or_are_already_expired() {
+    let server = start_server(dev_config()).await;
+    let addr = server.local_addr();
+    let minted = |body: Value| body["token"].as_str().expect("a token").to_owned();
+    let (status, body) = http_get(addr, "/dev/token?user=u1&ttl_s=5").await;
+    assert_eq!(status, 200);
+    let (_, authenticated) = WsClient::authed_as(addr, &minted(body), None, None).await;
+    let ServerFrame::Authenticated { expires_in_ms, .. } = authenticated else {
+        panic!("expected authenticated, got {authenticated:?}");
+    };
+    let life = expires_in_ms.expect("expires_in_ms");
+    assert!(
+        (3_000..=5_000).contains(&life),
+        "a 5 s token has {life} ms left"
+    );
+
+    let (_, body) = http_get(addr, "/dev/token?user=u1&expired=1").await;
+    let (refusal, code) = auth_and_expect_close(addr, &minted(body)).await;
+    assert!(
+        matches!(&refusal, ServerFrame::AuthError { code, .. } if code == "expired"),
+        "{refusal:?}"
+    );
+    assert_eq!(code, 4001);
+    for bad in ["0", "86401", "1.5", "x"] {
+        let (status, _) = http_get(addr, &format!("/dev/token?user=u1&ttl_s={bad}")).await;
+        assert_eq!(status, 400, "ttl_s={bad}");
+    }
     server.shutdown().await;
 }
 

@@ -20,9 +20,15 @@ struct Claims {
 
 /// Mints an HS256 token for `user` (`sub`) that expires after `ttl` (`exp`, required by the server).
 pub fn mint_token(secret: &str, user: &str, ttl: Duration) -> String {
+    mint_token_expiring_at(secret, user, now_ms() / 1000 + ttl.as_secs().max(1))
+}
+
+/// Mints an HS256 token for `user` whose `exp` is `exp_s` (Unix seconds; the past is allowed,
+/// for `/dev/token?expired=1`).
+pub(crate) fn mint_token_expiring_at(secret: &str, user: &str, exp_s: u64) -> String {
     let claims = Claims {
         sub: user.to_owned(),
-        exp: now_ms() / 1000 + ttl.as_secs().max(1),
+        exp: exp_s,
         jti: format!("{:016x}", rand::random::<u64>()),
     };
     jsonwebtoken::encode(

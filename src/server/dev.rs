@@ -3,7 +3,7 @@
 //!
 //! | route | what it does | answer |
 //! |---|---|---|
-//! | `GET /dev/token?user=U` | an hour-long token for `U` | `{"token"}` |
+//! | `GET /dev/token?user=U[&ttl_s=N][&expired=1]` | a token for `U` that lives `N` seconds (1–86,400; default an hour), or one that has already expired (to try refresh and expiry) | `{"token"}` |
 //! | `POST /dev/drop?user=U&code=C` | closes every live socket of `U` with close code `C` (1000–4999 but 1004–1006 and 1015, which are never sent on the wire) | `{"closed": N}` |
 //! | `POST /dev/outage?user=U&seconds=S` | for `S` seconds (0–120; 0 ends an outage) `U`'s new sockets are closed with 1013 (`try again later`) right after their `auth`; live sockets are left alone | `{"user", "seconds"}` |
 //! | `POST /dev/expire?user=U` | closes every live socket of `U` with 4002 (`token expired`), as if its token had run out | `{"closed": N}` |
@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::info;
 
+use super::clock::now_ms;
 use super::hub::Hub;
 use super::logsafe::Clean;
 use super::outbox::{Kill, TOKEN_EXPIRED};
@@ -31,6 +32,9 @@ use crate::protocol::CloseCode;
 
 /// Lifetime of tokens from `/dev/token`.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// The longest `ttl_s` `/dev/token` takes.
+const MAX_DEV_TOKEN_TTL_S: u64 = 86_400;
+const BAD_TTL: &str = "`ttl_s` must be a whole number of seconds from 1 to 86400";
 /// The longest outage `/dev/outage` starts.
 pub(crate) const MAX_OUTAGE: Duration = Duration::from_secs(120);
 /// Users in an outage at once (the oldest-ending go first past it).
@@ -113,13 +117,22 @@ fn bad_request(message: &str) -> Response {
 }
 
 async fn token(State(state): State<AppState>, Query(query): Params) -> Response {
-    match user_of(&query) {
-        Some(user) => {
-            let token = auth::mint_token(&state.config.jwt_secret, user, DEV_TOKEN_TTL);
-            Json(json!({ "token": token })).into_response()
+    let Some(user) = user_of(&query) else {
+        return bad_request(NO_USER);
+    };
+    let secret = &state.config.jwt_secret;
+    let token = if query.get("expired").is_some_and(|v| v == "1") {
+        auth::mint_token_expiring_at(secret, user, now_ms() / 1000 - 1)
+    } else {
+        match query.get("ttl_s").map(|v| v.parse::<u64>()) {
+            None => auth::mint_token(secret, user, DEV_TOKEN_TTL),
+            Some(Ok(ttl @ 1..=MAX_DEV_TOKEN_TTL_S)) => {
+                auth::mint_token(secret, user, Duration::from_secs(ttl))
+            }
+            Some(_) => return bad_request(BAD_TTL),
         }
-        None => bad_request(NO_USER),
-    }
+    };
+    Json(json!({ "token": token })).into_response()
 }
 
 /// A close code an endpoint may send: 1000–4999 but the ones reserved for local use.
