@@ -34,6 +34,9 @@ pub(crate) mod listeners;
 pub mod protocol;
 pub mod shell;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
