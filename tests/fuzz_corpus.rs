@@ -35,34 +35,59 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-#[test]
-fn every_corpus_file_and_every_regression_passes_its_check() {
+/// Runs every corpus file and regression of `name` through its check; all failures at once.
+fn replay(name: &str) {
+    let Some((_, check)) = TARGETS.iter().find(|(n, _)| *n == name) else {
+        panic!("no check named {name}");
+    };
+    let corpus = files(&fuzz_dir().join("corpus").join(name));
+    assert!(
+        !corpus.is_empty(),
+        "fuzz/corpus/{name}/ is empty or missing"
+    );
+    let regressions = files(&fuzz_dir().join("regressions").join(name));
     let mut failures = Vec::new();
-    for (name, check) in TARGETS {
-        let corpus = files(&fuzz_dir().join("corpus").join(name));
-        assert!(
-            !corpus.is_empty(),
-            "fuzz/corpus/{name}/ is empty or missing"
-        );
-        let regressions = files(&fuzz_dir().join("regressions").join(name));
-        for path in corpus.iter().chain(&regressions) {
-            let data = std::fs::read(path).expect("a readable corpus file");
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| check(&data))) {
-                failures.push(format!("{}: {}", path.display(), panic_message(&*payload)));
-            }
+    for path in corpus.iter().chain(&regressions) {
+        let data = std::fs::read(path).expect("a readable corpus file");
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| check(&data))) {
+            failures.push(format!("{}: {}", path.display(), panic_message(&*payload)));
         }
-        println!(
-            "{name}: {} corpus files, {} regressions replayed",
-            corpus.len(),
-            regressions.len()
-        );
     }
+    println!(
+        "{name}: {} corpus files, {} regressions replayed",
+        corpus.len(),
+        regressions.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One test per target, so they replay in parallel.
+macro_rules! replays {
+    ($($test:ident: $name:literal),* $(,)?) => {
+        const REPLAYED: &[&str] = &[$($name),*];
+        $(
+            #[test]
+            fn $test() {
+                replay($name);
+            }
+        )*
+    };
+}
+
+replays! {
+    frame_corpus_and_regressions_pass: "frame",
+    json_corpus_and_regressions_pass: "json",
+    core_corpus_and_regressions_pass: "core",
 }
 
 #[test]
 fn corpora_and_targets_name_the_same_checks() {
     let known: BTreeSet<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        known,
+        REPLAYED.iter().copied().collect(),
+        "a check without a replay test, or a replay test without a check"
+    );
     for (name, _) in TARGETS {
         let target = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
         let source = std::fs::read_to_string(&target).expect("a fuzz target per check");

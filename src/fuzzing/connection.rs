@@ -10,7 +10,7 @@
 //! - no accepted send vanishes: each is pending until it is settled, and settled once; an
 //!   `ok` settlement only follows an `ok` ack from the server;
 //! - durable events are delivered in seq order with no gap or repeat (per session; a resumed
-//!   session continues, a new one starts at 1);
+//!   session continues, a new one starts at 1), and the resume point is the last delivered;
 //! - every frame the core sends is one the server's decoder reads.
 
 use std::collections::BTreeSet;
@@ -46,6 +46,8 @@ struct World {
     current: Option<SocketId>,
     /// The socket whose close is being fed now.
     closing: Option<SocketId>,
+    /// Every socket the core asked to open.
+    handed_out: BTreeSet<SocketId>,
     /// Sockets the transport reported open.
     opened: BTreeSet<SocketId>,
     /// Sockets the core has sent a frame on.
@@ -99,6 +101,7 @@ impl World {
             current: None,
             closing: None,
             restored: None,
+            handed_out: BTreeSet::new(),
             opened: BTreeSet::new(),
             talked: BTreeSet::new(),
             connected: false,
@@ -210,6 +213,10 @@ impl World {
             }
             Step::Stale { socket, what } => {
                 let socket = SocketId(u64::from(*socket));
+                if !self.handed_out.contains(&socket) {
+                    // A transport only reports on sockets it was asked to open.
+                    return self.drain(false);
+                }
                 let input = match what % 3 {
                     0 => Transport::Opened,
                     1 => Transport::Closed {
@@ -376,6 +383,7 @@ impl World {
                         self.open
                     );
                     self.open.insert(socket);
+                    self.handed_out.insert(socket);
                     self.current = Some(socket);
                 }
                 Action::CloseSocket { socket, .. } => {
@@ -432,6 +440,10 @@ impl World {
             self.acked_ok.remove(&id.0);
         }
         self.check_sends();
+        if let Some(point) = self.conn.resume_point() {
+            // What a resume asks for (and what acks confirm) is the last contiguous delivery.
+            assert_eq!(point.seq, self.delivered, "resume point {point:?}");
+        }
         self.closing = None;
         let _ = self.conn.stats();
     }
