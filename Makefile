@@ -135,3 +135,16 @@ test-python: ## Run the Python wire-protocol tests (tests/python, pytest in .ven
 	scripts/setup.sh --python
 	$(CARGO) build --features server --bin sockline-server
 	SOCKLINE_SERVER_BIN=$(SERVER_BIN) timeout 300 .venv/bin/python -m pytest -q tests/python
+
+# Fuzzing (fuzz/: cargo-fuzz + libFuzzer, nightly only): each target for FUZZ_SECONDS (600) s,
+# one at a time; prints executions and crashes per target and fails on a crash. Without nightly
+# it says so and exits 0. `make test` replays every corpus file and every crash ever found on
+# stable (tests/fuzz_corpus.rs, part of `cargo test --all-features`). See fuzz/README.md.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= frame json core
+.PHONY: fuzz fuzz-merge
+fuzz: ## Run every fuzz target for FUZZ_SECONDS (600) s each on nightly (fuzz/run.sh); skips, saying so, without nightly
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh run
+
+fuzz-merge: ## Fold the inputs `make fuzz` found into fuzz/corpus/ (only those that add coverage)
+	FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh merge
