@@ -13,7 +13,7 @@ WASM_TARGET := wasm32-unknown-unknown
 .NOTPARALLEL:
 
 .PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser test-types \
-	www www-dev server demo test-e2e docs-screenshot
+	www www-dev server demo test-e2e test-tabs docs-screenshot
 
 help: ## List the targets
 	@echo "Targets:"
@@ -42,8 +42,9 @@ doc: ## Build the docs, rustdoc warnings as errors
 # The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
 # --weak-refs so a dropped client is freed by the GC; the `name` section, function names for
 # devtools stack traces, and the producers section are dropped: they were a third of the .wasm),
-# the React bindings (js/ compiled by tsc into pkg/react/; js/'s npm packages are installed once),
-# then package.json (scripts/pkg-json.mjs).
+# the package entry, the tab-sharing client and the React bindings (js/src/ compiled by tsc into
+# pkg/: the .d.ts with their doc comments, the .js without; js/'s npm packages are installed
+# once), then package.json (scripts/pkg-json.mjs).
 # wasm-pack is not used: it would try to download tools.
 # wasm-opt is NOT run: Debian's binaryen 108 writes the `__wbindgen_externrefs` table export with
 # index 0 (the funcref table) instead of 1, even with no passes at all (`wasm-opt -O0
@@ -58,14 +59,19 @@ pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; th
 	rm -rf pkg
 	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
 		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/release/sockline.wasm
-	cd js && node_modules/.bin/tsc -p tsconfig.json
+	cd js && node_modules/.bin/tsc -p tsconfig.json --emitDeclarationOnly && \
+		node_modules/.bin/tsc -p tsconfig.json --declaration false --removeComments
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size
 
-size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9)
+# TABS_JS: the entry and the tab-sharing client (js/src/index.ts, client.ts, tabs/), gzipped
+# together as a bundler would ship them (one chunk; gzipped one by one they are ~2 KiB more).
+TABS_JS := index.js client.js $(addprefix tabs/,emitter.js leader.js locks.js pending.js seen.js solo.js store.js wire.js)
+size: ## Print the gzipped size of pkg/ (.wasm + JS glue + the tab-sharing client, gzip -9)
 	@wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
-		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB)\n' \
-		$$wasm $$js $$((wasm + js)) $$(awk "BEGIN { print ($$wasm + $$js) / 1024 }")
+		tabs=$$(cd pkg && cat $(TABS_JS) | gzip -9 | wc -c); \
+		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B + tabs JS %d B = %d B (%.1f KiB)\n' \
+		$$wasm $$js $$tabs $$((wasm + js + tabs)) $$(awk "BEGIN { print ($$wasm + $$js + $$tabs) / 1024 }")
 
 # Browser tests (tests/browser.rs) in headless Chromium through chromedriver; webdriver.json in
 # the crate root gives chromium its flags. The harness starts the reference server, gives the
@@ -113,7 +119,14 @@ test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs
 docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
 	$(E2E) --docs-screenshot docs/demo.png
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-e2e soak test-python ## Everything CI runs: setup, then all checks and tests, in order
+# Tab sharing and the durable outbox (issue 12): several pages of one origin run the bare page
+# www/e2e/tabs/ (pkg/ and the page are served by playwright's routing, so a reload works offline)
+# against the reference server; www/e2e/tabs.mjs stops everything itself (180 s overall deadline).
+test-tabs: pkg server ## Run the tab-sharing and durable-outbox tests (www/e2e/tabs.mjs) in headless Chromium
+	scripts/setup.sh --www --browser
+	timeout 240 node www/e2e/tabs.mjs --server $(SERVER_BIN) --pkg pkg
+
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-tabs test-e2e soak test-python ## Everything CI runs: setup, then all checks and tests, in order
 
 # The churn soak (examples/soak.rs), 60 s against the debug server it starts itself: clients
 # connect, join, send, get /notify fan-out, are cut through FaultProxy and resume, and are

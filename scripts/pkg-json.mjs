@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Writes pkg/package.json (and copies the README) after wasm-bindgen --target web has filled pkg/.
-// The version, description and license come from Cargo.toml so there is one source of truth.
-// The `./react` subpath (pkg/react/, compiled from js/ by `make pkg`) needs React, an optional
-// peer dependency: apps without React install nothing extra.
+// Writes pkg/package.json (and copies the README) after wasm-bindgen --target web has filled pkg/
+// and tsc has compiled js/src/ into it. The version, description and license come from Cargo.toml
+// so there is one source of truth. The `.` entry is index.js (compiled from js/src/index.ts): the
+// wasm glue's exports plus the tab-sharing `SocklineClient` (client.js, tabs/) that wraps the
+// wasm class. The `./react` subpath needs React, an optional peer dependency: apps without React
+// install nothing extra.
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const cargo = readFileSync('Cargo.toml', 'utf8');
@@ -18,10 +20,30 @@ const pkg = {
   description: field('description'),
   license: field('license'),
   type: 'module',
-  main: './sockline.js',
-  module: './sockline.js',
-  types: './sockline.d.ts',
+  main: './index.js',
+  module: './index.js',
+  types: './index.d.ts',
   files: [
+    'index.js',
+    'index.d.ts',
+    'client.js',
+    'client.d.ts',
+    'tabs/emitter.js',
+    'tabs/emitter.d.ts',
+    'tabs/leader.js',
+    'tabs/leader.d.ts',
+    'tabs/locks.js',
+    'tabs/locks.d.ts',
+    'tabs/pending.js',
+    'tabs/pending.d.ts',
+    'tabs/seen.js',
+    'tabs/seen.d.ts',
+    'tabs/solo.js',
+    'tabs/solo.d.ts',
+    'tabs/store.js',
+    'tabs/store.d.ts',
+    'tabs/wire.js',
+    'tabs/wire.d.ts',
     'sockline.js',
     'sockline.d.ts',
     'sockline_bg.wasm',
@@ -32,9 +54,9 @@ const pkg = {
   ],
   exports: {
     '.': {
-      types: './sockline.d.ts',
-      import: './sockline.js',
-      default: './sockline.js',
+      types: './index.d.ts',
+      import: './index.js',
+      default: './index.js',
     },
     './react': {
       types: './react/index.d.ts',

@@ -923,3 +923,44 @@ fn the_binary_refuses_to_start_without_a_secret_outside_dev_mode() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn the_help_documents_every_limit_with_its_default() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sockline-server"))
+        .arg("--help")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout).replace('\n', " ");
+    for (flag, default) in [
+        ("--auth-timeout-ms", "5000"),
+        ("--heartbeat-ms", "30000"),
+        ("--max-conns-per-user", "5"),
+        ("--max-frame-bytes", "65536"),
+        ("--rate-limit", "50"),
+        ("--frame-rate", "1000"),
+        ("--header-timeout-ms", "5000"),
+        ("--upgrade-timeout-ms", "10000"),
+        ("--max-connections", "16384"),
+        ("--max-unauthed-per-ip", "256"),
+        ("--replay-max", "1000"),
+        ("--replay-age-ms", "120000"),
+        ("--replay-budget-bytes", "268435456"),
+        ("--replay-user-bytes", "1048576"),
+        ("--unread-budget-bytes", "33554432"),
+        ("--announce-max-members", "100"),
+    ] {
+        let at = help
+            .find(flag)
+            .unwrap_or_else(|| panic!("{flag} is not documented"));
+        let section = &help[at..];
+        let end = section[flag.len()..]
+            .find("  --")
+            .map_or(section.len(), |e| e + flag.len());
+        assert!(
+            section[..end].contains(&format!("[default: {default}]")),
+            "{flag}: {}",
+            &section[..end]
+        );
+    }
+}

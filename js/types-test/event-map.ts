@@ -1,8 +1,8 @@
 // Compile-time tests of the package's TypeScript surface (`make test-types`, tsc --noEmit).
 // Every `@ts-expect-error` line must fail to type-check: if one compiles, tsc reports the unused
 // directive and the test fails.
-import { SocklineClient } from './sockline.js';
-import type { ConnectionState, SendAck, StateCause, StateChange } from './sockline.js';
+import { SocklineClient } from './index.js';
+import type { ConnectionState, SendAck, StateCause, StateChange } from './index.js';
 
 declare const client: SocklineClient;
 

@@ -1,7 +1,7 @@
 // The README's TypeScript example, type-checked by `make test-types` (imports adjusted: the
 // README imports from 'sockline').
-import init, { SocklineClient } from './sockline.js';
-import type { NewNotification, StateChange } from './sockline.js';
+import init, { SocklineClient } from './index.js';
+import type { NewNotification, StateChange } from './index.js';
 
 export async function start(fetchToken: () => Promise<string>): Promise<SocklineClient> {
   await init();

@@ -1,5 +1,6 @@
 //! `sockline-server`: parses the command line, logs to stderr, and runs the reference server.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,7 +11,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: piped or redirected logs stay plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .init();

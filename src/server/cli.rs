@@ -45,6 +45,21 @@ pub struct Args {
     /// Sends per second per socket (token bucket; burst is twice this; 0 disables).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub rate_limit: u32,
+    /// Inbound frames of every type (pings, pongs, acks, invalid frames, sends) per second per socket; burst is twice this; over it the socket is closed with 1008 (0 disables).
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_FRAME_RATE)]
+    pub frame_rate: u32,
+    /// Milliseconds a new TCP connection has to send a complete HTTP request head (also the longest idle gap between keep-alive requests); then it is closed.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds from accept until the connection has upgraded to a WebSocket; then a plain HTTP connection is shut down gracefully.
+    #[arg(long, value_name = "MS", default_value_t = 10000)]
+    pub upgrade_timeout_ms: u64,
+    /// Open TCP connections at most (HTTP and WebSocket); the next is answered 503 `server_full` and closed (0: no cap; keep it under `ulimit -n`).
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Connections from one IP (one /64 for IPv6) that have not authenticated yet; the next is answered 503 `too_many_unauthenticated` and closed (0: no cap; behind a proxy every client shares its IP).
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_UNAUTHED_PER_IP)]
+    pub max_unauthed_per_ip: usize,
     /// Browser origin allowed to open /ws (repeatable); requests without Origin always pass [default: none, so any origin is accepted].
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
@@ -57,6 +72,18 @@ pub struct Args {
     /// Milliseconds buffered events and disconnected sessions are kept for resume.
     #[arg(long, value_name = "MS", default_value_t = 120000)]
     pub replay_age_ms: u64,
+    /// Bytes all replay buffers may use together (each event body once plus a small cost per buffered entry); over it the oldest events are evicted first (sized for a 1 GiB box).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::server::DEFAULT_REPLAY_BUDGET_BYTES)]
+    pub replay_budget_bytes: usize,
+    /// Replay bytes one user's sessions may hold together (each event at full size); over it the receiving session drops its own oldest events first.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::server::DEFAULT_REPLAY_USER_BYTES)]
+    pub replay_user_bytes: usize,
+    /// Bytes of unread-notification ids kept for all users together; over it the user notified least recently loses their unread list first.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::server::DEFAULT_UNREAD_BUDGET_BYTES)]
+    pub unread_budget_bytes: usize,
+    /// Rooms announce joins and leaves (volatile user_joined/user_left events) only while they have at most this many members; 0 turns announcements off.
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_ANNOUNCE_MAX_MEMBERS)]
+    pub announce_max_members: usize,
     /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key` [default: off].
     #[arg(long)]
     pub dev: bool,
@@ -106,10 +133,19 @@ impl Args {
             max_conns_per_user: self.max_conns_per_user,
             max_frame_bytes: self.max_frame_bytes,
             rate_limit: self.rate_limit,
+            frame_rate: self.frame_rate,
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            upgrade_timeout: Duration::from_millis(self.upgrade_timeout_ms.max(1)),
+            max_connections: self.max_connections,
+            max_unauthed_per_ip: self.max_unauthed_per_ip,
             allowed_origins: self.allowed_origins,
             static_dir: self.static_dir,
             replay_max: self.replay_max,
             replay_age: Duration::from_millis(self.replay_age_ms),
+            replay_budget_bytes: self.replay_budget_bytes,
+            replay_user_bytes: self.replay_user_bytes,
+            unread_budget_bytes: self.unread_budget_bytes,
+            announce_max_members: self.announce_max_members,
             dev: self.dev,
             jwt_secret,
             server_key,
@@ -206,6 +242,18 @@ mod tests {
         assert_eq!(config.rate_limit, 50);
         assert_eq!(config.replay_max, 1000);
         assert_eq!(config.replay_age, crate::server::DEFAULT_REPLAY_AGE);
+        assert_eq!(config.frame_rate, 1000);
+        assert_eq!(config.header_timeout, crate::server::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(
+            config.upgrade_timeout,
+            crate::server::DEFAULT_UPGRADE_TIMEOUT
+        );
+        assert_eq!(config.max_connections, 16_384);
+        assert_eq!(config.max_unauthed_per_ip, 256);
+        assert_eq!(config.replay_budget_bytes, 256 << 20);
+        assert_eq!(config.replay_user_bytes, 1 << 20);
+        assert_eq!(config.unread_budget_bytes, 32 << 20);
+        assert_eq!(config.announce_max_members, 100);
         assert!(config.allowed_origins.is_empty() && config.static_dir.is_none() && !config.dev);
     }
 }

@@ -14,10 +14,32 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(30_000);
 pub const DEFAULT_MAX_CONNS_PER_USER: usize = 5;
 /// Default sends per second per socket (the burst is twice this).
 pub const DEFAULT_RATE_LIMIT: u32 = 50;
+/// Default inbound frames of any type per second per socket (the burst is twice this): room for
+/// a client flushing a full 1,000-message outbox at once, far below a flood.
+pub const DEFAULT_FRAME_RATE: u32 = 1_000;
 /// Default number of events a session keeps for resume.
 pub const DEFAULT_REPLAY_MAX: usize = 1_000;
 /// Default age after which buffered events and detached sessions are dropped.
 pub const DEFAULT_REPLAY_AGE: Duration = Duration::from_millis(120_000);
+/// Default time a new TCP connection has to send a complete HTTP request head; also the
+/// longest a keep-alive HTTP connection may sit idle between requests.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Default time from accept until a connection has upgraded to a WebSocket; a plain HTTP
+/// connection is shut down gracefully at that point.
+pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// Default cap on open TCP connections (HTTP and WebSocket, authenticated or not).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Default cap on connections from one IP address (one /64 for IPv6) that have not
+/// authenticated yet.
+pub const DEFAULT_MAX_UNAUTHED_PER_IP: usize = 256;
+/// Default global budget for replay memory: a quarter of a 1 GiB box.
+pub const DEFAULT_REPLAY_BUDGET_BYTES: usize = 256 << 20;
+/// Default replay bytes one user's sessions may hold together (counted at full size).
+pub const DEFAULT_REPLAY_USER_BYTES: usize = 1 << 20;
+/// Default room size up to which joins and leaves are announced (`user_joined`/`user_left`).
+pub const DEFAULT_ANNOUNCE_MAX_MEMBERS: usize = 100;
+/// Default global budget for unread-notification ids kept for users.
+pub const DEFAULT_UNREAD_BUDGET_BYTES: usize = 32 << 20;
 
 /// Everything [`start`](super::start) needs. Build it with [`ServerConfig::for_tests`] or a struct
 /// literal; the binary builds it from its command line.
@@ -35,15 +57,42 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// `send` frames per second per socket (token bucket, burst = 2x); 0 disables the limit.
     pub rate_limit: u32,
+    /// Inbound frames of every type (pings, pongs, acks, invalid frames, sends) per second per
+    /// socket (token bucket, burst = 2x); over it the socket is closed with 1008. 0 disables it.
+    pub frame_rate: u32,
+    /// Time to receive a complete HTTP request head (and the longest idle keep-alive gap);
+    /// then the TCP connection is closed.
+    pub header_timeout: Duration,
+    /// Time from accept until the connection has upgraded to a WebSocket; then a plain HTTP
+    /// connection is shut down gracefully (an in-flight response gets one more such period).
+    pub upgrade_timeout: Duration,
+    /// Open TCP connections at most; the next one is answered `503` and closed. 0: no cap.
+    pub max_connections: usize,
+    /// Connections from one IP (one /64 for IPv6) that have not authenticated yet; the next
+    /// one is answered `503` (`too_many_unauthenticated`) and closed. 0: no cap.
+    pub max_unauthed_per_ip: usize,
     /// Browser origins allowed to open `/ws`; empty accepts any. A request without `Origin`
     /// (a native client) is always accepted: the check guards against cross-site pages.
     pub allowed_origins: Vec<String>,
     /// A directory served at `/`, with `index.html` as the fallback for unknown paths (SPA routing).
     pub static_dir: Option<PathBuf>,
-    /// Events kept per session for resume (also bounded to 1 MiB of frames per session).
+    /// Events kept per session for resume.
     pub replay_max: usize,
     /// How long buffered events, and sessions without a socket, are kept for resume.
     pub replay_age: Duration,
+    /// Bytes all replay buffers may use together (event bodies once, plus a per-entry cost);
+    /// over it the oldest events are evicted first.
+    pub replay_budget_bytes: usize,
+    /// Replay bytes one user's sessions may hold together, each event counted at full size;
+    /// over it the receiving session drops its own oldest events first.
+    pub replay_user_bytes: usize,
+    /// Bytes of unread-notification ids kept for all users together; over it the user whose
+    /// unread list was touched least recently loses it first.
+    pub unread_budget_bytes: usize,
+    /// Rooms announce joins and leaves (volatile `user_joined`/`user_left`) only while they
+    /// have at most this many members; 0 turns announcements off. Larger rooms stay quiet so a
+    /// join costs O(1); members ask `get_room_members` instead.
+    pub announce_max_members: usize,
     /// Demo mode: serves `GET /dev/token?user=ID`.
     pub dev: bool,
     /// HS256 secret that `auth` tokens are verified with.
@@ -63,10 +112,19 @@ impl ServerConfig {
             max_conns_per_user: DEFAULT_MAX_CONNS_PER_USER,
             max_frame_bytes: MAX_FRAME_BYTES,
             rate_limit: DEFAULT_RATE_LIMIT,
+            frame_rate: DEFAULT_FRAME_RATE,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            upgrade_timeout: DEFAULT_UPGRADE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_unauthed_per_ip: DEFAULT_MAX_UNAUTHED_PER_IP,
             allowed_origins: Vec::new(),
             static_dir: None,
             replay_max: DEFAULT_REPLAY_MAX,
             replay_age: Duration::from_millis(5_000),
+            replay_budget_bytes: DEFAULT_REPLAY_BUDGET_BYTES,
+            replay_user_bytes: DEFAULT_REPLAY_USER_BYTES,
+            unread_budget_bytes: DEFAULT_UNREAD_BUDGET_BYTES,
+            announce_max_members: DEFAULT_ANNOUNCE_MAX_MEMBERS,
             dev: false,
             jwt_secret: "test-secret".to_owned(),
             server_key: "test-key".to_owned(),

@@ -1,18 +1,22 @@
 //! What each client event does (`join_room`, `message`, `mark_notification_read`, …) and the
 //! exactly-once wrapper that turns a `send` into its `ack`.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::clock::now_rfc3339;
-use super::hub::HubState;
-use super::session::{ConnId, SendCheck, SessionId};
+use super::hub::Hub;
+use super::session::{SendCheck, SessionCell};
 use crate::protocol::{ErrorBody, ServerFrame};
 
 /// Longest room name accepted.
 const MAX_ROOM_NAME: usize = 128;
 /// Rooms one session may be in, its own user room included.
 const MAX_ROOMS_PER_SESSION: usize = 100;
+/// Users listed at most by `get_room_members` (the count is always exact).
+const MAX_MEMBERS_LISTED: usize = 1_000;
 
 /// The outcome of one client event: the ack's `data`, or its `error`.
 type Outcome = Result<Option<Value>, ErrorBody>;
@@ -33,51 +37,47 @@ fn str_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ErrorBody> {
     }
 }
 
-/// Who the session is, for the duration of one event.
-struct Caller<'a> {
-    user: &'a str,
-    session: &'a SessionId,
-    now: Instant,
+/// Who sends, for the duration of one event.
+pub(crate) struct Caller<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) session: &'a Arc<SessionCell>,
+    pub(crate) now: Instant,
 }
 
-impl HubState {
+impl Hub {
     /// Handles `send {id, event, data}` exactly once per id and returns the encoded `ack` and
-    /// whether the send was refused by the rate limit; `None` if the socket is no longer
-    /// attached to a session.
+    /// whether the send was refused by the rate limit.
     ///
     /// A repeated id gets the ack it got the first time, whatever it was — a rate-limited send
     /// included, so a later resend of it can never be answered `ok` without being processed.
+    /// The session's send memory stays locked from the check to the record, so two sockets of
+    /// one session (during a takeover) cannot both process the same id.
     pub(crate) fn handle_send(
-        &mut self,
-        conn: ConnId,
+        &self,
+        caller: &Caller<'_>,
         id: u64,
         event: &str,
         data: &Value,
-        now: Instant,
         within_rate: bool,
-    ) -> Option<(String, bool)> {
-        let (user, session) = self.conn_session(conn)?;
-        match self.session_mut(&session)?.sends.check(id) {
-            SendCheck::Repeated(Some(ack)) => return Some((ack, false)),
-            SendCheck::Repeated(None) => return Some((ack_frame(id, Ok(None)), false)),
+    ) -> (String, bool) {
+        let mut sends = caller.session.sends();
+        match sends.check(id) {
+            SendCheck::Repeated(Some(ack)) => return (ack, false),
+            SendCheck::Repeated(None) => return (ack_frame(id, Ok(None)), false),
             SendCheck::New => {}
         }
         let outcome = if within_rate {
-            let caller = Caller {
-                user: &user,
-                session: &session,
-                now,
-            };
-            self.dispatch(&caller, event, data)
+            self.dispatch(caller, event, data)
         } else {
             Err(error("rate_limited", "not processed: too many sends"))
         };
+        let plain = matches!(outcome, Ok(None));
         let ack = ack_frame(id, outcome);
-        self.session_mut(&session)?.sends.record(id, ack.clone());
-        Some((ack, !within_rate))
+        sends.record(id, (!plain).then(|| ack.clone().into_boxed_str()));
+        (ack, !within_rate)
     }
 
-    fn dispatch(&mut self, caller: &Caller<'_>, event: &str, data: &Value) -> Outcome {
+    fn dispatch(&self, caller: &Caller<'_>, event: &str, data: &Value) -> Outcome {
         match event {
             "join_room" => self.on_join_room(caller, data),
             "leave_room" => self.on_leave_room(caller, data),
@@ -86,25 +86,36 @@ impl HubState {
             "typing_stop" => self.on_typing(caller, data, false),
             "mark_notification_read" => self.on_unread_removed(caller, data, "notification_read"),
             "delete_notification" => self.on_unread_removed(caller, data, "notification_deleted"),
-            "get_unread_count" => Ok(Some(json!({ "count": self.unread_count(caller.user) }))),
+            "get_room_members" => self.on_room_members(caller, data),
+            "get_unread_count" => Ok(Some(
+                json!({ "count": self.users.unread_count(caller.user) }),
+            )),
             _ => Err(error("unknown_event", format!("unknown event `{event}`"))),
         }
     }
 
-    fn on_join_room(&mut self, caller: &Caller<'_>, data: &Value) -> Outcome {
+    fn on_join_room(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
         let room = str_field(data, "room")?;
-        let is_chat = check_room(caller.user, room)?;
-        if self.room_count(caller.session) >= MAX_ROOMS_PER_SESSION {
-            return Err(error("too_many_rooms", "this session is in too many rooms"));
+        if !check_room(caller.user, room)? {
+            return Ok(None);
         }
-        if self.join(caller.session, room) && is_chat {
-            let note = json!({ "room": room, "user": caller.user });
-            self.deliver_room(room, "user_joined", &note, Some(caller.user), caller.now);
+        {
+            let mut session = caller.session.lock();
+            if !session.alive || session.rooms.iter().any(|r| &*r.name == room) {
+                return Ok(None);
+            }
+            // The user room counts as one.
+            if session.rooms.len() + 1 >= MAX_ROOMS_PER_SESSION {
+                return Err(error("too_many_rooms", "this session is in too many rooms"));
+            }
+            let joined = self.rooms.join(room, caller.session);
+            session.rooms.push(joined);
         }
+        self.announce(room, "user_joined", caller.user);
         Ok(None)
     }
 
-    fn on_leave_room(&mut self, caller: &Caller<'_>, data: &Value) -> Outcome {
+    fn on_leave_room(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
         let room = str_field(data, "room")?;
         if !check_room(caller.user, room)? {
             return Err(error(
@@ -112,14 +123,19 @@ impl HubState {
                 "a session cannot leave its own user room",
             ));
         }
-        if self.leave(caller.session, room) {
-            let note = json!({ "room": room, "user": caller.user });
-            self.deliver_room(room, "user_left", &note, Some(caller.user), caller.now);
+        let left = {
+            let mut session = caller.session.lock();
+            let at = session.rooms.iter().position(|r| &*r.name == room);
+            at.map(|at| session.rooms.swap_remove(at))
+        };
+        if let Some(left) = left {
+            self.rooms.leave(&left, caller.session.id);
+            self.announce(room, "user_left", caller.user);
         }
         Ok(None)
     }
 
-    fn on_message(&mut self, caller: &Caller<'_>, data: &Value) -> Outcome {
+    fn on_message(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
         let chat_id = str_field(data, "chat_id")?;
         let text = match data.get("text") {
             Some(Value::String(s)) => s,
@@ -149,27 +165,43 @@ impl HubState {
         Ok(Some(json!({ "id": id })))
     }
 
-    fn on_typing(&mut self, caller: &Caller<'_>, data: &Value, typing: bool) -> Outcome {
+    fn on_typing(&self, caller: &Caller<'_>, data: &Value, typing: bool) -> Outcome {
         let chat_id = str_field(data, "chat_id")?;
         let update = json!({ "chat_id": chat_id, "user": caller.user, "typing": typing });
         let room = format!("chat:{chat_id}");
-        self.deliver_room(
-            &room,
-            "typing_update",
-            &update,
-            Some(caller.user),
-            caller.now,
-        );
+        self.deliver_volatile(&room, "typing_update", &update, Some(caller.user));
         Ok(None)
     }
 
-    fn on_unread_removed(&mut self, caller: &Caller<'_>, data: &Value, event: &str) -> Outcome {
+    /// `get_room_members {room}`: who is in a room the session is in (the snapshot a client
+    /// takes after joining or resuming, since membership events are volatile): the exact number
+    /// of distinct users and up to 1,000 of them.
+    fn on_room_members(&self, caller: &Caller<'_>, data: &Value) -> Outcome {
+        let room = str_field(data, "room")?;
+        let member = !check_room(caller.user, room)?
+            || caller.session.lock().rooms.iter().any(|r| &*r.name == room);
+        if !member {
+            return Err(error("forbidden", "join the room first"));
+        }
+        let (count, users) = match self.rooms.get(room) {
+            Some(room) => room.users(MAX_MEMBERS_LISTED),
+            None => (1, vec![caller.session.user.clone()]),
+        };
+        let truncated = users.len() < count;
+        Ok(Some(json!({
+            "room": room,
+            "count": count,
+            "users": users.iter().map(|u| &**u).collect::<Vec<&str>>(),
+            "truncated": truncated,
+        })))
+    }
+
+    fn on_unread_removed(&self, caller: &Caller<'_>, data: &Value, event: &str) -> Outcome {
         let id = str_field(data, "id")?;
-        let count = self.remove_unread(caller.user, id);
-        let room = format!("user:{}", caller.user);
-        self.deliver_room(&room, event, &json!({ "id": id }), None, caller.now);
+        let count = self.users.remove_unread(caller.user, id);
+        self.deliver_user(caller.user, event, &json!({ "id": id }), caller.now);
         let update = json!({ "count": count });
-        self.deliver_room(&room, "unread_count_update", &update, None, caller.now);
+        self.deliver_user(caller.user, "unread_count_update", &update, caller.now);
         Ok(None)
     }
 }

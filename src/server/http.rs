@@ -1,13 +1,11 @@
 //! The HTTP face: routes `/ws`, `/health`, `/notify`, `/dev/token` (dev mode) and the static files.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,8 +15,9 @@ use tokio::time::Instant;
 use tower_http::services::{ServeDir, ServeFile};
 use tracing::{info, warn};
 
-use super::connection::{self, ConnContext};
-use super::session::ConnId;
+use super::gate::Ticket;
+use super::logsafe::Clean;
+use super::upgrade;
 use super::{auth, AppState, Mode};
 
 /// Lifetime of tokens from `/dev/token`.
@@ -63,24 +62,25 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     }
 }
 
-async fn ws_upgrade(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    if !origin_allowed(&state.config.allowed_origins, &headers) {
-        warn!(peer = %peer, "WebSocket upgrade refused: origin not allowed");
+async fn ws_upgrade(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let peer = request
+        .extensions()
+        .get::<Arc<Ticket>>()
+        .map(|ticket| ticket.peer.to_string())
+        .unwrap_or_default();
+    if !origin_allowed(&state.config.allowed_origins, request.headers()) {
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("");
+        warn!(peer = %peer, origin = %Clean(origin), "WebSocket upgrade refused: origin not allowed");
         return error_response(
             StatusCode::FORBIDDEN,
             "forbidden_origin",
             "origin not allowed",
         );
     }
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
     if *state.mode.borrow() != Mode::Running {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -88,45 +88,25 @@ async fn ws_upgrade(
             "server shutting down",
         );
     }
-    // Frames up to `max_frame_bytes` are checked by the socket loop, which closes with 1009.
-    // tungstenite's own cap sits above it so that case gets a clean close; beyond the cap the
-    // socket loop still tries to send 1009 after tungstenite refuses the frame.
-    let hard_cap = state
-        .config
-        .max_frame_bytes
-        .saturating_mul(2)
-        .max(16 * 1024);
-    let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
-    upgrade
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| async move {
-            let ctx = ConnContext {
-                id,
-                peer,
-                hub: state.hub.clone(),
-                config: state.config.clone(),
-                mode: state.mode.clone(),
-            };
-            let task = tokio::spawn(connection::run(socket, ctx));
-            state.tasks.insert(id, task.abort_handle());
-            // Whether the task ended or was aborted, it is no longer tracked.
-            let _ = task.await;
-            state.tasks.remove(id);
-        })
+    match upgrade::upgrade(&state, request) {
+        Ok(response) => response,
+        Err((status, code, message)) => error_response(status, code, message),
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    let counts = state.hub.lock().counts();
-    Json(json!({
-        "status": "ok",
-        "connections": counts.connections,
-        "users": counts.users,
-        "rooms": counts.rooms,
-        "uptime_s": state.started.elapsed().as_secs(),
-    }))
+    let mut body = state.hub.stats.snapshot(
+        state.config.replay_budget_bytes,
+        state.config.unread_budget_bytes,
+    );
+    if let Value::Object(fields) = &mut body {
+        fields.insert("status".to_owned(), json!("ok"));
+        fields.insert(
+            "uptime_s".to_owned(),
+            json!(state.started.elapsed().as_secs()),
+        );
+    }
+    Json(body)
 }
 
 /// Compares without an early exit, so the key cannot be guessed byte by byte from timings.
@@ -182,23 +162,25 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
     let now = Instant::now();
-    let delivered = {
-        let mut hub = state.hub.lock();
-        if !hub.event_fits(&event, &data) {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the event would not fit in a frame clients accept",
-            );
-        }
-        match &target {
-            Target::User(user) => hub.notify_user(user, &event, &data, now),
-            Target::Room(room) => hub.deliver_room(room, &event, &data, None, now),
-        }
+    let hub = &state.hub;
+    if !hub.event_fits(&event, &data) {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the event would not fit in a frame clients accept",
+        );
+    }
+    let delivered = match &target {
+        Target::User(user) => hub.notify_user(user, &event, &data, now),
+        Target::Room(room) => hub.deliver_room(room, &event, &data, None, now),
     };
     match &target {
-        Target::User(user) => info!(user = %user, event = %event, delivered, "notify"),
-        Target::Room(room) => info!(room = %room, event = %event, delivered, "notify"),
+        Target::User(user) => {
+            info!(user = %Clean(user), event = %Clean(&event), delivered, "notify")
+        }
+        Target::Room(room) => {
+            info!(room = %Clean(room), event = %Clean(&event), delivered, "notify")
+        }
     }
     (
         StatusCode::ACCEPTED,

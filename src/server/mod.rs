@@ -15,9 +15,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The wire protocol is DESIGN §3 ([`crate::protocol`]); what each client event does is in the
-//! `handlers` module, the socket lifecycle and its close codes in `connection`, sessions and
-//! resume in `session` and `hub`. Nothing here panics on input.
+//! The wire protocol is DESIGN §3 ([`crate::protocol`]). Where things live: admission caps in
+//! `gate`, the accept loop with its header and upgrade deadlines in `listener`, the handshake in
+//! `upgrade`, the socket lifecycle and its close codes in `connection`, what each client event
+//! does in `handlers`, sessions, resume and fan-out in `hub` (with `session`, `rooms`, `users`,
+//! `replay` and `outbox`), and the `/health` counters in `stats`. Nothing here panics on input,
+//! and every buffer is bounded (see [`ServerConfig`] for each limit and its default).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -26,36 +29,53 @@ pub mod cli;
 mod clock;
 mod config;
 mod connection;
+mod frames;
+mod gate;
 mod handlers;
 mod http;
 mod hub;
+mod listener;
+mod logsafe;
+mod outbox;
 mod rate;
+mod replay;
+mod rooms;
 mod session;
+mod stats;
+mod tasks;
+mod upgrade;
+mod users;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 use tracing::{info, warn};
 
 pub use auth::mint_token;
 pub use config::{
-    ServerConfig, DEFAULT_AUTH_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_CONNS_PER_USER,
-    DEFAULT_RATE_LIMIT, DEFAULT_REPLAY_AGE, DEFAULT_REPLAY_MAX,
+    ServerConfig, DEFAULT_ANNOUNCE_MAX_MEMBERS, DEFAULT_AUTH_TIMEOUT, DEFAULT_FRAME_RATE,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNS_PER_USER,
+    DEFAULT_MAX_UNAUTHED_PER_IP, DEFAULT_RATE_LIMIT, DEFAULT_REPLAY_AGE,
+    DEFAULT_REPLAY_BUDGET_BYTES, DEFAULT_REPLAY_MAX, DEFAULT_REPLAY_USER_BYTES,
+    DEFAULT_UNREAD_BUDGET_BYTES, DEFAULT_UPGRADE_TIMEOUT,
 };
 
+use gate::Gate;
 use hub::Hub;
-use session::ConnId;
+use stats::Stats;
+use tasks::Tasks;
 
 /// How long `shutdown` waits for sockets and HTTP connections before aborting what is left.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Connections the kernel may queue for `accept`.
+const LISTEN_BACKLOG: u32 = 8192;
 /// How long `start` retries a port still held by a server that was just stopped.
 const BIND_RETRY: Duration = Duration::from_secs(2);
 
@@ -64,49 +84,6 @@ const BIND_RETRY: Duration = Duration::from_secs(2);
 pub(crate) enum Mode {
     Running,
     ShuttingDown,
-}
-
-/// The socket tasks of a server, so they can be awaited or aborted.
-#[derive(Debug, Default)]
-pub(crate) struct Tasks {
-    map: Mutex<HashMap<ConnId, AbortHandle>>,
-    emptied: Notify,
-}
-
-impl Tasks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, AbortHandle>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn insert(&self, id: ConnId, task: AbortHandle) {
-        self.lock().insert(id, task);
-    }
-
-    pub(crate) fn remove(&self, id: ConnId) {
-        let mut map = self.lock();
-        map.remove(&id);
-        if map.is_empty() {
-            self.emptied.notify_waiters();
-        }
-    }
-
-    fn abort_all(&self) {
-        for task in self.lock().values() {
-            task.abort();
-        }
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let emptied = self.emptied.notified();
-            tokio::pin!(emptied);
-            emptied.as_mut().enable();
-            if self.lock().is_empty() {
-                return;
-            }
-            emptied.await;
-        }
-    }
 }
 
 /// What every request handler and socket shares.
@@ -140,23 +117,22 @@ impl RunningServer {
         self.addr
     }
 
-    /// Graceful stop: refuses new sockets, closes every socket with 1001 (`going away`), waits for
-    /// all socket tasks and HTTP connections to end (at most 5 s, then aborts the rest), and
-    /// releases the port.
+    /// Graceful stop: refuses new connections, closes every socket with 1001 (`going away`),
+    /// shuts HTTP connections down gracefully, waits for all of them to end (at most 5 s, then
+    /// aborts the rest), and releases the port.
     pub async fn shutdown(self) {
         info!(addr = %self.addr, "shutting down");
         self.mode.send_replace(Mode::ShuttingDown);
+        let serve_abort = self.serve.abort_handle();
+        if timeout(SHUTDOWN_GRACE, self.serve).await.is_err() {
+            serve_abort.abort();
+        }
         if timeout(SHUTDOWN_GRACE, self.tasks.wait_idle())
             .await
             .is_err()
         {
-            warn!("sockets still open after the grace period; aborting them");
+            warn!("connections still open after the grace period; aborting them");
             self.tasks.abort_all();
-        }
-        let serve_abort = self.serve.abort_handle();
-        if timeout(SHUTDOWN_GRACE, self.serve).await.is_err() {
-            warn!("HTTP connections still open after the grace period; aborting them");
-            serve_abort.abort();
         }
         self.janitor.abort();
         info!("shut down");
@@ -180,36 +156,30 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
     let listener = bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
-    let hub = Arc::new(Hub::new(&config));
+    let stats = Arc::new(Stats::default());
+    let hub = Arc::new(Hub::new(&config, stats.clone()));
+    let gate = Arc::new(Gate::new(
+        config.max_connections,
+        config.max_unauthed_per_ip,
+        stats,
+    ));
     let (mode_tx, mode_rx) = watch::channel(Mode::Running);
     let tasks = Arc::new(Tasks::default());
     let state: AppState = Arc::new(Shared {
         hub: hub.clone(),
         config: config.clone(),
-        mode: mode_rx.clone(),
+        mode: mode_rx,
         tasks: tasks.clone(),
         next_conn: AtomicU64::new(1),
         started: Instant::now(),
     });
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let mut signal = mode_rx;
-    let serve = tokio::spawn(async move {
-        let stop = async move {
-            // Err means the sender is gone, which only happens when the server is dropped.
-            let _ = signal.wait_for(|mode| *mode != Mode::Running).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            warn!(error = %e, "server stopped with an error");
-        }
-    });
+    let router = http::router(state.clone());
+    let serve = tokio::spawn(listener::accept_loop(listener, router, state, gate));
     let period = hub::janitor_period(config.replay_age);
     let janitor = tokio::spawn(async move {
         loop {
             sleep(period).await;
-            hub.lock().expire(Instant::now());
+            hub.expire(Instant::now());
         }
     });
     info!(addr = %addr, dev = config.dev, "listening");
@@ -222,12 +192,27 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
     })
 }
 
+/// A listener with a deep accept backlog (the kernel caps it at `net.core.somaxconn`): when
+/// thousands of clients reconnect at once, a shallow backlog drops SYNs and each dropped client
+/// waits a full SYN retransmit (1 s) before it is even accepted.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds, retrying briefly while a just-stopped server still holds a fixed port.
 /// (tokio sets `SO_REUSEADDR` on Unix, so sockets in `TIME_WAIT` do not block the port.)
 async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let deadline = Instant::now() + BIND_RETRY;
     loop {
-        match TcpListener::bind(addr).await {
+        match listen(addr) {
             Ok(listener) => return Ok(listener),
             Err(e)
                 if e.kind() == io::ErrorKind::AddrInUse

@@ -1,30 +1,45 @@
-//! One session's memory: its rooms, its event `seq` counter, its replay buffer and its send-id memory.
+//! One session's memory: its rooms, its event `seq` counter, its replay buffer and the socket it
+//! is attached to behind the session's own lock, and its send-id memory behind a second one.
 //!
-//! Pure data with no I/O; the hub owns every session and decides when one attaches, detaches or dies.
+//! The hub owns every session and decides when one attaches, detaches or dies; delivery locks one
+//! session at a time, so no global lock is held while events fan out.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
-/// How many recent acks a session remembers verbatim for repeated send ids.
+use super::outbox::{ConnCell, Outgoing, Pushed};
+use super::replay::{Body, ReplayBuffer, ReplayLimits};
+use super::rooms::Room;
+
+/// How many recent acks a session remembers for repeated send ids.
 const REMEMBERED_ACKS: usize = 128;
 
-/// A session id (random, 128 bits, hex).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct SessionId(pub(crate) String);
+/// A session id: 128 random bits, shown as 32 hex digits on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SessionId(pub(crate) u128);
 
 impl SessionId {
     /// A fresh random id.
     pub(crate) fn random() -> Self {
-        SessionId(format!("{:032x}", rand::random::<u128>()))
+        SessionId(rand::random::<u128>())
+    }
+
+    /// The id a client sent back in `resume` (`None` if it is not one of ours).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(text, 16).ok().map(SessionId)
     }
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{:032x}", self.0)
     }
 }
 
@@ -38,93 +53,13 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// The bounds of a replay buffer.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReplayLimits {
-    pub(crate) max_events: usize,
-    pub(crate) max_bytes: usize,
-    pub(crate) max_age: Duration,
-}
-
-#[derive(Debug)]
-struct Buffered {
-    seq: u64,
-    text: String,
-    at: Instant,
-}
-
-/// The session's recent events as encoded frames, contiguous by `seq` and ending at the latest one.
-#[derive(Debug, Default)]
-pub(crate) struct ReplayBuffer {
-    events: VecDeque<Buffered>,
-    bytes: usize,
-}
-
-impl ReplayBuffer {
-    /// Appends the event with the next `seq`, then evicts from the front to respect `limits`.
-    pub(crate) fn push(&mut self, seq: u64, text: String, now: Instant, limits: ReplayLimits) {
-        self.bytes += text.len();
-        self.events.push_back(Buffered { seq, text, at: now });
-        while self.events.len() > limits.max_events || self.bytes > limits.max_bytes {
-            self.pop_front();
-        }
-        self.evict_older_than(now, limits.max_age);
-    }
-
-    /// Drops events buffered more than `max_age` ago.
-    pub(crate) fn evict_older_than(&mut self, now: Instant, max_age: Duration) {
-        while self
-            .events
-            .front()
-            .is_some_and(|e| now.saturating_duration_since(e.at) >= max_age)
-        {
-            self.pop_front();
-        }
-    }
-
-    /// Drops events the client acknowledged (`seq` and below).
-    pub(crate) fn trim_acked(&mut self, seq: u64) {
-        while self.events.front().is_some_and(|e| e.seq <= seq) {
-            self.pop_front();
-        }
-    }
-
-    /// The frames with `seq` in `after+1 ..= last`, or `None` if some of them were evicted.
-    pub(crate) fn since(&self, after: u64, last: u64) -> Option<Vec<String>> {
-        if after >= last {
-            return Some(Vec::new());
-        }
-        let first = self.events.front()?.seq;
-        if first > after + 1 {
-            return None;
-        }
-        Some(
-            self.events
-                .iter()
-                .filter(|e| e.seq > after)
-                .map(|e| e.text.clone())
-                .collect(),
-        )
-    }
-
-    /// How many events are buffered.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    fn pop_front(&mut self) {
-        if let Some(e) = self.events.pop_front() {
-            self.bytes -= e.text.len();
-        }
-    }
-}
-
 /// What the session remembers about client send ids, for exactly-once processing.
 #[derive(Debug, Default)]
 pub(crate) struct SendMemory {
     highest: Option<u64>,
-    recent: VecDeque<(u64, String)>,
+    /// Recent ids and their ack frame; `None` stands for the plain `{"ok":true}` ack, which is
+    /// rebuilt instead of stored.
+    recent: VecDeque<(u64, Option<Box<str>>)>,
 }
 
 /// What to do with an incoming send id.
@@ -132,7 +67,8 @@ pub(crate) struct SendMemory {
 pub(crate) enum SendCheck {
     /// A new id: process it, then [`SendMemory::record`] its ack.
     New,
-    /// Already processed: answer with this ack (`None`: too old to remember, answer `ok: true`).
+    /// Already processed: answer with this ack (`None`: the plain `ok: true` ack, also the
+    /// answer for ids too old to remember).
     Repeated(Option<String>),
 }
 
@@ -144,14 +80,14 @@ impl SendMemory {
                 self.recent
                     .iter()
                     .find(|(seen, _)| *seen == id)
-                    .map(|(_, ack)| ack.clone()),
+                    .and_then(|(_, ack)| ack.as_deref().map(str::to_owned)),
             ),
             _ => SendCheck::New,
         }
     }
 
-    /// Remembers that `id` was processed and answered with `ack`.
-    pub(crate) fn record(&mut self, id: u64, ack: String) {
+    /// Remembers that `id` was processed and answered with `ack` (`None`: the plain ok ack).
+    pub(crate) fn record(&mut self, id: u64, ack: Option<Box<str>>) {
         self.highest = Some(self.highest.map_or(id, |h| h.max(id)));
         self.recent.push_back((id, ack));
         if self.recent.len() > REMEMBERED_ACKS {
@@ -167,34 +103,110 @@ pub(crate) struct Detached {
     pub(crate) generation: u64,
 }
 
+/// What a delivery did for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// A live socket took it.
+    Live,
+    /// Buffered only (no socket, or the socket is being closed).
+    Buffered,
+    /// The session is gone.
+    Gone,
+}
+
 /// A session: it outlives its socket by the replay window so a reconnecting client can resume it.
 #[derive(Debug)]
-pub(crate) struct Session {
-    pub(crate) user: String,
-    pub(crate) rooms: HashSet<String>,
+pub(crate) struct SessionCell {
+    pub(crate) id: SessionId,
+    pub(crate) user: Arc<str>,
+    /// Locked from a send's check to its record (taken before `state`, never after).
+    sends: Mutex<SendMemory>,
+    state: Mutex<SessionState>,
+}
+
+/// The part of a session behind its lock.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    /// False once the hub dropped the session; deliveries that still hold it skip it.
+    pub(crate) alive: bool,
+    /// The chat rooms it is in (its user room is implied).
+    pub(crate) rooms: Vec<Arc<Room>>,
     next_seq: u64,
     pub(crate) replay: ReplayBuffer,
-    pub(crate) sends: SendMemory,
-    pub(crate) attached: Option<ConnId>,
+    pub(crate) attached: Option<Arc<ConnCell>>,
     pub(crate) detached: Option<Detached>,
 }
 
-impl Session {
-    /// A new session with no rooms yet and its first event at `seq` 1.
-    pub(crate) fn new(user: String) -> Self {
-        Session {
+impl SessionCell {
+    /// A new live session with no rooms yet and its first event at `seq` 1.
+    pub(crate) fn new(id: SessionId, user: Arc<str>, replay: ReplayBuffer) -> Self {
+        SessionCell {
+            id,
             user,
-            rooms: HashSet::new(),
-            next_seq: 1,
-            replay: ReplayBuffer::default(),
-            sends: SendMemory::default(),
-            attached: None,
-            detached: None,
+            sends: Mutex::new(SendMemory::default()),
+            state: Mutex::new(SessionState {
+                alive: true,
+                rooms: Vec::new(),
+                next_seq: 1,
+                replay,
+                attached: None,
+                detached: None,
+            }),
         }
     }
 
+    /// Locks the session. Nothing panics while holding it; a poisoned lock is still consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks the send-id memory.
+    pub(crate) fn sends(&self) -> MutexGuard<'_, SendMemory> {
+        self.sends.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives a stored event the session's next `seq`, buffers it for resume and queues it on the
+    /// attached socket.
+    pub(crate) fn deliver(
+        &self,
+        body: &Arc<Body>,
+        tail: &Bytes,
+        limits: &ReplayLimits,
+        now: Instant,
+    ) -> Reach {
+        let mut state = self.lock();
+        if !state.alive {
+            return Reach::Gone;
+        }
+        let seq = state.take_seq();
+        state.replay.push(seq, body.clone(), limits, now);
+        match &state.attached {
+            Some(conn) => match conn.push(Outgoing::Event {
+                seq,
+                tail: tail.clone(),
+            }) {
+                Pushed::Queued => Reach::Live,
+                Pushed::Refused => Reach::Buffered,
+            },
+            None => Reach::Buffered,
+        }
+    }
+}
+
+impl SessionCell {
+    /// Queues a volatile frame (no `seq`, never buffered) on the attached socket; `true` if taken.
+    pub(crate) fn deliver_volatile(&self, frame: &Outgoing) -> bool {
+        let state = self.lock();
+        match (&state.attached, state.alive) {
+            (Some(conn), true) => conn.push(frame.clone()) == Pushed::Queued,
+            _ => false,
+        }
+    }
+}
+
+impl SessionState {
     /// Takes the next event `seq`.
-    pub(crate) fn take_seq(&mut self) -> u64 {
+    fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
@@ -210,60 +222,33 @@ impl Session {
 mod tests {
     use super::*;
 
-    const LIMITS: ReplayLimits = ReplayLimits {
-        max_events: 3,
-        max_bytes: 1 << 20,
-        max_age: Duration::from_secs(60),
-    };
-
     #[test]
-    fn replay_returns_missed_events_or_reports_a_gap() {
-        let now = Instant::now();
-        let mut buf = ReplayBuffer::default();
-        for seq in 1..=5 {
-            buf.push(seq, format!("e{seq}"), now, LIMITS);
+    fn session_ids_round_trip_and_refuse_foreign_text() {
+        let id = SessionId::random();
+        assert_eq!(SessionId::parse(&id.to_string()), Some(id));
+        for bad in [
+            "",
+            "nope",
+            "+0000000000000000000000000000000",
+            &"f".repeat(33),
+        ] {
+            assert_eq!(SessionId::parse(bad), None, "{bad}");
         }
-        assert_eq!(buf.len(), 3);
-        assert_eq!(buf.since(3, 5), Some(vec!["e4".into(), "e5".into()]));
-        assert_eq!(
-            buf.since(2, 5),
-            Some(vec!["e3".into(), "e4".into(), "e5".into()])
-        );
-        assert_eq!(buf.since(1, 5), None);
-        assert_eq!(buf.since(5, 5), Some(vec![]));
-        buf.trim_acked(4);
-        assert_eq!(buf.since(4, 5), Some(vec!["e5".into()]));
-        assert_eq!(buf.since(3, 5), None);
-    }
-
-    #[test]
-    fn replay_evicts_by_age_and_bytes() {
-        let t0 = Instant::now();
-        let mut buf = ReplayBuffer::default();
-        buf.push(1, "a".into(), t0, LIMITS);
-        buf.push(2, "b".into(), t0 + Duration::from_secs(61), LIMITS);
-        assert_eq!(buf.since(1, 2), Some(vec!["b".into()]));
-        let small = ReplayLimits {
-            max_bytes: 3,
-            ..LIMITS
-        };
-        let mut buf = ReplayBuffer::default();
-        buf.push(1, "aa".into(), t0, small);
-        buf.push(2, "bb".into(), t0, small);
-        assert_eq!(buf.len(), 1);
     }
 
     #[test]
     fn send_memory_answers_repeats_with_the_same_ack() {
         let mut mem = SendMemory::default();
         assert_eq!(mem.check(0), SendCheck::New);
-        mem.record(0, "ack0".into());
-        mem.record(1, "ack1".into());
-        assert_eq!(mem.check(1), SendCheck::Repeated(Some("ack1".into())));
+        mem.record(0, Some("ack0".into()));
+        mem.record(1, None);
+        assert_eq!(mem.check(0), SendCheck::Repeated(Some("ack0".into())));
+        assert_eq!(mem.check(1), SendCheck::Repeated(None));
         assert_eq!(mem.check(2), SendCheck::New);
         for id in 2..200 {
-            mem.record(id, format!("ack{id}"));
+            mem.record(id, Some(format!("ack{id}").into()));
         }
-        assert_eq!(mem.check(1), SendCheck::Repeated(None));
+        assert_eq!(mem.check(0), SendCheck::Repeated(None));
+        assert_eq!(mem.check(199), SendCheck::Repeated(Some("ack199".into())));
     }
 }

@@ -97,6 +97,7 @@ impl SocklineClient {
         let shared = Shared::new(
             conn,
             options.provider,
+            options.web_socket,
             options.debug,
             options.follow_visibility,
         );

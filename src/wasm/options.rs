@@ -20,6 +20,8 @@ pub(crate) struct Options {
     pub debug: bool,
     /// Listen to the page's visibility (else `setVisible` reports it).
     pub follow_visibility: bool,
+    /// The `WebSocket` constructor to use instead of the global one.
+    pub web_socket: Option<Function>,
 }
 
 fn invalid(message: &str) -> JsValue {
@@ -169,8 +171,20 @@ impl Options {
         }
         let follow_visibility =
             opt_bool(options, "followPageVisibility", "followPageVisibility")?.unwrap_or(true);
+        let web_socket = match given(js::get(options, "WebSocket")) {
+            Some(f) => Some(f.dyn_into::<Function>().map_err(|_| {
+                invalid("`WebSocket` must be a WebSocket constructor (e.g. `import WebSocket from 'ws'`)")
+            })?),
+            None if js::get(&js_sys::global(), "WebSocket").is_undefined() => {
+                return Err(invalid(
+                    "there is no global WebSocket here (Node < 22?): pass `WebSocket` in the options, e.g. the `ws` package",
+                ))
+            }
+            None => None,
+        };
         let debug = opt_bool(options, "debug", "debug")?.unwrap_or(false);
         Ok(Options {
+            web_socket,
             config,
             provider,
             debug,

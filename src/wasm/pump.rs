@@ -103,7 +103,8 @@ fn perform(shared: &Rc<Shared>, inner: &mut Inner, actions: &mut Vec<Action>) ->
             Action::OpenSocket { socket, url } => {
                 let weak = Rc::downgrade(shared);
                 let on_event = Rc::new(move |t| on_socket(&weak, socket, t));
-                match Socket::open(&url, on_event, shared.closures.clone()) {
+                let ctor = inner.web_socket.as_ref();
+                match Socket::open(&url, ctor, on_event, shared.closures.clone()) {
                     Ok(ws) => inner.socket = Some((socket, ws)),
                     Err(e) => {
                         let error = Transport::Error(js::describe(&e));

@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) shell: Shell<Pending>,
     /// `getToken()`; `None` when the config holds a static token.
     pub(super) provider: Option<Function>,
+    /// The app's `WebSocket` constructor, if it gave one.
+    pub(super) web_socket: Option<Function>,
     /// The socket the core asked for (one at a time; a stale one is closed before the next).
     pub(super) socket: Option<(SocketId, Socket)>,
     /// The armed timer and the deadline it is for.
@@ -72,6 +74,7 @@ impl Shared {
     pub(crate) fn new(
         conn: Connection,
         provider: Option<Function>,
+        web_socket: Option<Function>,
         debug: bool,
         follow_visibility: bool,
     ) -> Rc<Shared> {
@@ -79,6 +82,7 @@ impl Shared {
             inner: RefCell::new(Inner {
                 shell: Shell::new(conn),
                 provider,
+                web_socket,
                 socket: None,
                 timer: None,
                 page: None,

@@ -29,13 +29,22 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Opens a socket to `url`; every event goes to `on_event`.
+    /// Opens a socket to `url` with the global `WebSocket`, or with `constructor` (the app's
+    /// `WebSocket` option: e.g. the `ws` package in Node, which has the same shape); every
+    /// event goes to `on_event`.
     pub(crate) fn open(
         url: &str,
+        constructor: Option<&js_sys::Function>,
         on_event: Rc<dyn Fn(Transport)>,
         closures: Rc<Cell<u32>>,
     ) -> Result<Socket, JsValue> {
-        let ws = WebSocket::new(url)?;
+        let ws: WebSocket = match constructor {
+            // Calls go through the object's own properties, so any WebSocket-shaped object works.
+            Some(ctor) => {
+                js_sys::Reflect::construct(ctor, &js_sys::Array::of1(&url.into()))?.unchecked_into()
+            }
+            None => WebSocket::new(url)?,
+        };
         let on = on_event.clone();
         let on_open = Closure::<dyn Fn()>::new(move || on(Transport::Opened));
         let on = on_event.clone();

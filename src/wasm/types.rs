@@ -99,6 +99,11 @@ export interface ClientOptions {
    * `crypto.getRandomValues`. The server dedupes sends per (user, client id).
    */
   clientId?: string;
+  /**
+   * The WebSocket constructor to use where there is no global one (Node before 22: pass the
+   * `ws` package's default export). Default: `globalThis.WebSocket`.
+   */
+  WebSocket?: new (url: string) => unknown;
   /** Log every state transition to the console with a `[sockline]` prefix. */
   debug?: boolean;
 }

@@ -268,9 +268,10 @@ test('StrictMode (React development build): one socket and one set of listeners 
     await sleep(300); // a second socket, if any, would be open by now
     assert.equal((await server.health()).connections, 1);
     const debug = await a.page.evaluate(() => window.sockline.stats().debug);
-    // Notifications (3) + Chat (2) useSocklineEvent calls; the provider's one onState.
+    // Notifications (3) + Chat (2) useSocklineEvent calls and the provider's `leader_changed`;
+    // the provider's one onState.
     assert.equal(debug.sockets, 1, JSON.stringify(debug));
-    assert.equal(debug.listeners, 5, JSON.stringify(debug));
+    assert.equal(debug.listeners, 6, JSON.stringify(debug));
     assert.equal(debug.stateListeners, 1, JSON.stringify(debug));
 
     const b = await openAs(server, 'bob');

@@ -23,7 +23,9 @@ async function getToken() {
 // Lets the e2e tests check that StrictMode's double mount is really exercised (development only).
 document.documentElement.dataset.reactBuild = import.meta.env.DEV ? 'development' : 'production';
 
-const options = { url, getToken, debug: params.has('debug') };
+// `key: user`: tabs of one user share one connection; another user's tab (the demo lets you open
+// `?user=bob` beside `?user=alice` on one origin) gets its own.
+const options = { url, getToken, key: user, debug: params.has('debug') };
 
 createRoot(document.getElementById('root')).render(
   <StrictMode>

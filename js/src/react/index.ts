@@ -15,7 +15,7 @@ import {
   useState,
 } from 'react';
 import type { ReactElement, ReactNode } from 'react';
-import init, { SocklineClient } from '../sockline.js';
+import init, { SocklineClient } from '../index.js';
 import type {
   ClientOptions,
   ClientPayload,
@@ -24,7 +24,7 @@ import type {
   EventMap,
   StateCause,
   StateChange,
-} from '../sockline.js';
+} from '../index.js';
 
 export type { ClientOptions, ConnectionState, DisconnectReason, EventMap, StateCause, StateChange };
 
@@ -39,6 +39,8 @@ export interface ConnectionInfo {
   message: string;
   /** Milliseconds until the next retry, as of the last transition (null unless reconnecting online). */
   nextRetryMs: number | null;
+  /** Whether this tab runs the connection that the app's tabs share (see `shareAcrossTabs`). */
+  isLeader: boolean;
 }
 
 /** What `useSockline()` returns. */
@@ -98,6 +100,7 @@ const INITIAL: ConnectionInfo = {
   reason: 'not_started',
   message: 'not started',
   nextRetryMs: null,
+  isLeader: false,
 };
 
 interface Controller {
@@ -141,6 +144,7 @@ export function SocklineProvider({
     let cancelled = false;
     let created: SocklineClient | null = null;
     let offState: (() => void) | null = null;
+    let offLeader: (() => void) | null = null;
     initSockline().then(
       () => {
         // Under StrictMode the first effect is cleaned up before this runs: no client for it.
@@ -156,13 +160,15 @@ export function SocklineProvider({
             reason: s.reason,
             message: s.message,
             nextRetryMs: s.nextRetryMs,
+            isLeader: c.isLeader,
           }),
         );
+        offLeader = c.on('leader_changed', ({ isLeader }) => setInfo((i) => ({ ...i, isLeader })));
         for (const room of pending.rooms.keys()) c.join(room);
         for (const [name, data] of pending.sends.splice(0)) c.send(name, data as never);
         pending.client = c;
         for (const w of pending.waiters.splice(0)) w(c);
-        setInfo({ ...INITIAL, state: c.state as ConnectionState });
+        setInfo({ ...INITIAL, state: c.state as ConnectionState, isLeader: c.isLeader });
         setClient(c);
         if (autoConnect) c.connect();
       },
@@ -175,6 +181,7 @@ export function SocklineProvider({
       if (created) {
         pending.client = null;
         offState?.();
+        offLeader?.();
         created.free();
         setClient(null);
         setInfo(INITIAL);
@@ -251,7 +258,7 @@ export function useSockline(): SocklineApi {
   );
 }
 
-/** `{ state, attempt, reason, message, nextRetryMs }`, updated on every transition. */
+/** `{ state, attempt, reason, message, nextRetryMs, isLeader }`, updated on every transition and leader change. */
 export function useConnectionState(): ConnectionInfo {
   if (useContext(ControllerContext) === null) missingProvider();
   return useContext(StateContext);
