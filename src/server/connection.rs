@@ -471,11 +471,15 @@ impl Live<'_> {
 }
 
 /// The `id` of a frame that starts the way sockline clients write sends
-/// (`{"type":"send","id":N,…`), read without parsing the rest.
+/// (`{"type":"send","id":N,…`), read without parsing the rest; only a valid send id (1 ..=
+/// 2^53 − 1): any other is not an id a client can be answered for (PROTOCOL.md §3).
 fn send_id_prefix(text: &str) -> Option<u64> {
     let rest = text.strip_prefix(r#"{"type":"send","id":"#)?;
     let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest.get(..digits)?.parse().ok()
+    rest.get(..digits)?
+        .parse()
+        .ok()
+        .filter(|id| crate::protocol::is_wire_id(*id))
 }
 
 /// Sends a text frame; `false` if the socket is gone or the write stalled past [`IO_TIMEOUT`].
