@@ -255,7 +255,10 @@ async fn await_auth(
                 }
             }
             Message::Binary(_) => "the first frame must be auth",
-            Message::Close(_) => return None,
+            Message::Close(_) => {
+                answer_close(ws).await;
+                return None;
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         debug!(conn = %ctx.id, peer = %ctx.ticket.peer, "frame before auth");
@@ -400,7 +403,10 @@ impl Live<'_> {
             Message::Binary(_) => {
                 return self.invalid_frame("binary frames are not supported").await
             }
-            Message::Close(_) => return Flow::Gone,
+            Message::Close(_) => {
+                answer_close(self.ws).await;
+                return Flow::Gone;
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Flow::Continue,
         };
         if text.len() > self.ctx.config.max_frame_bytes {
@@ -492,6 +498,12 @@ async fn send_frame(ws: &mut Socket, frame: Utf8Bytes) -> bool {
         timeout(IO_TIMEOUT, ws.send(Message::Text(frame))).await,
         Ok(Ok(()))
     )
+}
+
+/// Answers the peer's close frame (RFC 6455 §5.5.1): tungstenite queues the reply when it reads
+/// the close and writes it on the next flush, which a socket that stops here would never do.
+async fn answer_close(ws: &mut Socket) {
+    let _ = timeout(IO_TIMEOUT, ws.flush()).await;
 }
 
 /// Sends a close frame, then reads until the peer's reply (or a timeout) so the TCP connection
