@@ -515,6 +515,9 @@ async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
     };
     let sent = timeout(IO_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
     if !matches!(sent, Ok(Ok(()))) {
+        // The peer's close came first (the frame that broke a limit was its close): tungstenite
+        // refuses a second close, but the reply it queued still has to go out.
+        answer_close(ws).await;
         return;
     }
     let _ = timeout(CLOSE_WAIT, async {
