@@ -12,7 +12,7 @@ WASM_TARGET := wasm32-unknown-unknown
 # `test` runs its steps in the listed order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size test-browser test-types \
+.PHONY: help setup fmt-check lint test-native test-wasm doc test pkg size size-report test-browser test-types \
 	www www-dev server demo test-e2e test-tabs docs-screenshot
 
 help: ## List the targets
@@ -39,39 +39,62 @@ test-wasm: ## Run the core_* integration tests on wasm32 in Node (wasm-bindgen-t
 doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
-# The npm package, offline: release wasm32 build, the installed wasm-bindgen CLI (--target web,
-# --weak-refs so a dropped client is freed by the GC; the `name` section, function names for
-# devtools stack traces, and the producers section are dropped: they were a third of the .wasm),
-# the package entry, the tab-sharing client and the React bindings (js/src/ compiled by tsc into
-# pkg/: the .d.ts with their doc comments, the .js without; js/'s npm packages are installed
-# once), then package.json (scripts/pkg-json.mjs).
+# The npm package, offline: a wasm32 build with the size profile (`[profile.wasm]` in Cargo.toml:
+# opt-level "z", LTO, one codegen unit; the release profile is opt-level 3 for native code), the
+# installed wasm-bindgen CLI (--target web, --weak-refs so a dropped client is freed by the GC; the
+# `name` section, function names for devtools stack traces, and the producers section are dropped:
+# they were a third of the .wasm), wasm-opt, the JS glue minified, the package entry, the
+# tab-sharing client and the React bindings (js/src/ compiled by tsc into pkg/: the .d.ts with
+# their doc comments, the .js minified; js/'s npm packages are installed once), then package.json
+# (scripts/pkg-json.mjs), and the size (`make size` checks it against the budget).
 # wasm-pack is not used: it would try to download tools.
-# wasm-opt is NOT run: Debian's binaryen 108 writes the `__wbindgen_externrefs` table export with
-# index 0 (the funcref table) instead of 1, even with no passes at all (`wasm-opt -O0
-# --enable-reference-types`), so init() throws "WebAssembly.Table.set(): ... function-typed object
-# must be null". Running it before wasm-bindgen instead makes wasm-bindgen panic ("failed to find
-# `0` in function table"), and wasm-bindgen 0.2.130 needs reference types (a build with
-# `-C target-feature=-reference-types` fails in its externref pass). It would save only ~0.8 KiB
-# gzipped (opt-level z + LTO already did most of it): re-enable (`wasm-opt -Oz`) with a newer binaryen.
-pkg: ## Build the npm package in pkg/ (offline once js/ has its npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
-	scripts/setup.sh --rust --js
-	$(CARGO) build --lib --release --target $(WASM_TARGET)
+# wasm-opt is binaryen's npm build (tools/, pinned; a JS/wasm program, nothing native is
+# downloaded), run AFTER wasm-bindgen. Not Debian's binaryen 108: it writes the
+# `__wbindgen_externrefs` table export with index 0 (the funcref table) instead of 1, so init()
+# throws "WebAssembly.Table.set(): ... function-typed object must be null". The features are the
+# ones rustc enables for wasm32 (multivalue included: wasm-bindgen emits multi-value shims);
+# the target_features section is metadata only and is dropped.
+WASM_OPT := tools/node_modules/.bin/wasm-opt
+# The JS glue is minified (esbuild, tools/): its doc comments are in sockline.d.ts, which is what
+# editors and TypeScript read; what a page downloads is the code.
+ESBUILD := tools/node_modules/.bin/esbuild
+WASM_OPT_FLAGS := -Oz --converge --enable-reference-types --enable-bulk-memory \
+	--enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+	--enable-multivalue --strip-target-features
+pkg: ## Build the npm package in pkg/ (offline once js/ and tools/ have their npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
+	scripts/setup.sh --rust --js --tools
+	$(CARGO) build --lib --profile wasm --target $(WASM_TARGET)
 	rm -rf pkg
 	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
-		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/release/sockline.wasm
+		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/wasm/sockline.wasm
+	$(WASM_OPT) $(WASM_OPT_FLAGS) pkg/sockline_bg.wasm -o pkg/sockline_bg.wasm
+	$(ESBUILD) pkg/sockline.js --minify --format=esm --log-level=warning \
+		--banner:js='/* @ts-self-types="./sockline.d.ts" */' --outfile=pkg/sockline.js --allow-overwrite
 	cd js && node_modules/.bin/tsc -p tsconfig.json --emitDeclarationOnly && \
 		node_modules/.bin/tsc -p tsconfig.json --declaration false --removeComments
+	cd pkg && for f in $(TABS_JS); do \
+		../$(ESBUILD) $$f --minify --format=esm --log-level=warning --outfile=$$f --allow-overwrite; done
 	node scripts/pkg-json.mjs
-	@$(MAKE) --no-print-directory size
+	@$(MAKE) --no-print-directory size-report
 
 # TABS_JS: the entry and the tab-sharing client (js/src/index.ts, client.ts, tabs/), gzipped
-# together as a bundler would ship them (one chunk; gzipped one by one they are ~2 KiB more).
+# together as a bundler would ship them (one chunk).
 TABS_JS := index.js client.js $(addprefix tabs/,emitter.js leader.js locks.js pending.js seen.js solo.js store.js wire.js)
-size: ## Print the gzipped size of pkg/ (.wasm + JS glue + the tab-sharing client, gzip -9)
-	@wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
-		tabs=$$(cd pkg && cat $(TABS_JS) | gzip -9 | wc -c); \
-		printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B + tabs JS %d B = %d B (%.1f KiB)\n' \
-		$$wasm $$js $$tabs $$((wasm + js + tabs)) $$(awk "BEGIN { print ($$wasm + $$js + $$tabs) / 1024 }")
+# The budget for what a page loads: the .wasm plus its JS glue, each `gzip -9`; the tab-sharing
+# client (TABS_JS) is printed beside it. `make pkg` prints the size; `make size` (the last step
+# of `make test`) also fails above the budget.
+SIZE_BUDGET := 30720
+SIZE_REPORT = wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
+	tabs=$$(cd pkg && cat $(TABS_JS) | gzip -9 | wc -c); total=$$((wasm + js)); \
+	printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB); budget %d B, headroom %d B; tab-sharing client %d B more (%d B in all)\n' \
+		$$wasm $$js $$total $$(awk "BEGIN { print $$total / 1024 }") $(SIZE_BUDGET) $$(($(SIZE_BUDGET) - total)) $$tabs $$((total + tabs))
+size-report:
+	@$(SIZE_REPORT)
+size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9); fails above the 30 KiB budget
+	@$(SIZE_REPORT); \
+		if [ $$total -gt $(SIZE_BUDGET) ]; then \
+			echo "pkg size: $$total B is over the budget of $(SIZE_BUDGET) B (30 KiB)" >&2; exit 1; \
+		fi
 
 # Browser tests (tests/browser.rs) in headless Chromium through chromedriver; webdriver.json in
 # the crate root gives chromium its flags. The harness starts the reference server, gives the
@@ -126,7 +149,7 @@ test-tabs: pkg server ## Run the tab-sharing and durable-outbox tests (www/e2e/t
 	scripts/setup.sh --www --browser
 	timeout 240 node www/e2e/tabs.mjs --server $(SERVER_BIN) --pkg pkg
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-tabs test-e2e soak test-python ## Everything CI runs: setup, then all checks and tests, in order
+test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-tabs test-e2e soak test-python size ## Everything CI runs: setup, then all checks and tests, in order
 
 # The churn soak (examples/soak.rs), 60 s against the debug server it starts itself: clients
 # connect, join, send, get /notify fan-out, are cut through FaultProxy and resume, and are
@@ -161,3 +184,10 @@ fuzz: ## Run every fuzz target for FUZZ_SECONDS (600) s each on nightly (fuzz/ru
 
 fuzz-merge: ## Fold the inputs `make fuzz` found into fuzz/corpus/ (only those that add coverage)
 	FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh merge
+
+# Not part of `test`: a side-by-side load benchmark of the reference server against a bare
+# tokio-tungstenite server, `ws` and socket.io (scripts/bench-server.sh says what it does and
+# how to change N, the servers and the repeats).
+.PHONY: bench-server
+bench-server: ## Server load benchmark: sockline vs bare tokio-tungstenite, ws and socket.io at N = 1,000 and 10,000 (one table)
+	scripts/bench-server.sh

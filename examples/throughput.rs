@@ -115,7 +115,8 @@ fn parsed(text: &str) -> bool {
 /// The same frames through `Client` into a typed `on::<NewNotification>` listener.
 async fn through_sockline(addr: std::net::SocketAddr, events: u64) -> Duration {
     let start = Instant::now();
-    let client = Client::connect(ClientConfig::new(format!("ws://{addr}/ws"), "t"));
+    // Subscribed before it starts: events that arrive first are not missed.
+    let client = Client::new(ClientConfig::new(format!("ws://{addr}/ws"), "t"));
     let count = Arc::new(AtomicU64::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let (c, d) = (count.clone(), done.clone());
@@ -125,6 +126,7 @@ async fn through_sockline(addr: std::net::SocketAddr, events: u64) -> Duration {
             d.notify_one();
         }
     });
+    client.start();
     done.notified().await;
     let elapsed = start.elapsed();
     client.disconnect().await;

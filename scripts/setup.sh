@@ -2,11 +2,12 @@
 # Install everything `make test` needs. Idempotent: each step checks first and is
 # skipped when already satisfied, printing one short line either way.
 #
-# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --python]...
+# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --tools | --python]...
 #   --rust     wasm32 target + wasm-bindgen-cli (version pinned by Cargo.lock)
-#   --browser  Debian packages for browser tests: chromium, chromium-driver, binaryen
-#   --npm      npm dependencies of js/ and www/ (when they exist)
+#   --browser  Debian packages for browser tests: chromium, chromium-driver
+#   --npm      npm dependencies of js/, www/ and tools/ (when they exist)
 #   --js, --www  only those of js/ (builds sockline/react) / www/ (the demo; needs pkg/ first)
+#   --tools    only those of tools/: binaryen's wasm-opt and esbuild (npm builds) for `make pkg`
 #   --python   a virtualenv in .venv with tests/python/requirements.txt (websockets, pytest)
 #   --all      all of the above (the default when no flag is given)
 set -euo pipefail
@@ -55,18 +56,18 @@ setup_wasm_bindgen_cli() {
 }
 
 setup_browser_deps() {
-    if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] && command -v wasm-opt >/dev/null 2>&1; then
-        log "chromium, chromedriver, wasm-opt: already installed"
+    if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+        log "chromium, chromedriver: already installed"
         return
     fi
-    log "chromium, chromium-driver, binaryen: installing with apt-get"
+    log "chromium, chromium-driver: installing with apt-get"
     local sudo=()
     if [[ "$(id -u)" -ne 0 ]]; then
         sudo=(sudo)
     fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        chromium chromium-driver binaryen
+        chromium chromium-driver
 }
 
 setup_npm_dir() {
@@ -115,18 +116,19 @@ setup_python_venv() {
 }
 
 main() {
-    local rust=0 browser=0 js=0 www=0 python=0
+    local rust=0 browser=0 js=0 www=0 tools=0 python=0
     if [[ $# -eq 0 ]]; then
         set -- --all
     fi
     for arg in "$@"; do
         case "$arg" in
-            --all) rust=1 browser=1 js=1 www=1 python=1 ;;
+            --all) rust=1 browser=1 js=1 www=1 tools=1 python=1 ;;
             --rust) rust=1 ;;
             --browser) browser=1 ;;
-            --npm) js=1 www=1 ;;
+            --npm) js=1 www=1 tools=1 ;;
             --js) js=1 ;;
             --www) www=1 ;;
+            --tools) tools=1 ;;
             --python) python=1 ;;
             -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) echo "setup: unknown option: $arg" >&2; exit 2 ;;
@@ -144,6 +146,9 @@ main() {
     fi
     if [[ $www -eq 1 ]]; then
         setup_npm_dir www
+    fi
+    if [[ $tools -eq 1 ]]; then
+        setup_npm_dir tools
     fi
     if [[ $python -eq 1 ]]; then
         setup_python_venv

@@ -31,6 +31,7 @@ pub mod core;
 pub mod error;
 pub mod events;
 pub(crate) mod listeners;
+pub(crate) mod message;
 pub mod protocol;
 pub mod shell;
 

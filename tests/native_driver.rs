@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use sockline::core::{Backoff, Cause, ConnectionState, LinkError};
 use sockline::native::{Client, ClientConfig, Notice, StateChange, StateStream};
 use sockline::protocol::{ClientFrame, ErrorBody, ServerFrame, MAX_FRAME_BYTES};
@@ -278,4 +278,69 @@ async fn a_server_that_floods_and_never_reads_is_a_dead_link_not_unbounded_memor
         grown / 1024
     );
     assert!(grown < 64 << 20, "RSS grew by {grown} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_events_is_read_and_acked_without_a_false_dead_link() {
+    // The peer writes events as fast as the socket takes them and reads every ack, in one task.
+    // The client must keep up its acks while it reads: they once waited behind the reader for
+    // the socket's lock until the write queue overflowed, and a healthy link was dropped as
+    // "write queue full".
+    const EVENTS: u64 = 300_000;
+    let addr = scripted(|mut ws| async move {
+        let mut acked = 0;
+        for seq in 1..=EVENTS {
+            let event = ServerFrame::Event {
+                seq: Some(seq),
+                event: "new_notification".into(),
+                data: serde_json::json!({"id": "n", "title": "t"}),
+                ts: String::new(),
+            };
+            if ws.feed(Message::text(event.encode())).await.is_err() {
+                return;
+            }
+            if seq % 64 == 0 {
+                if ws.flush().await.is_err() {
+                    return;
+                }
+                while let Some(Some(Ok(Message::Text(text)))) = ws.next().now_or_never() {
+                    if let Ok(ClientFrame::Ack { seq }) =
+                        ClientFrame::decode(text.as_str(), MAX_FRAME_BYTES)
+                    {
+                        acked = seq;
+                    }
+                }
+            }
+        }
+        let _ = ws.flush().await;
+        assert!(acked > 0, "the peer read acks while it wrote");
+        drain(ws).await;
+    })
+    .await;
+    let client = Client::new(config(addr));
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = heard.clone();
+    let _guard = client.on_any(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut states = client.states();
+    client.start();
+    until_state(&mut states, "connected").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while heard.load(std::sync::atomic::Ordering::Relaxed) < EVENTS {
+        assert!(
+            Instant::now() < deadline,
+            "not every event arrived within 60 s"
+        );
+        if let Ok(Some(change)) = timeout(Duration::from_millis(20), states.next()).await {
+            panic!(
+                "the link was dropped: {} ({})",
+                change.to.name(),
+                change.cause
+            );
+        }
+    }
+    let stats = client.stats();
+    assert_eq!((stats.reconnects, stats.frames_in), (0, EVENTS + 1));
+    client.disconnect().await;
 }

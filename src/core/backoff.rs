@@ -55,12 +55,18 @@ impl Backoff {
 
     /// The delay of retry `retry` (1-based), jittered with `rng` when `jitter` is on.
     pub(crate) fn delay(&self, retry: u32, rng: &mut Rng) -> Duration {
+        self.sample(retry, rng.next_u64())
+    }
+
+    /// The delay of retry `retry` (1-based) given 64 random bits: what the core waits, for a
+    /// tool that wants the same schedule with its own random source.
+    pub fn sample(&self, retry: u32, random: u64) -> Duration {
         let base = self.base_delay(retry).as_millis() as u64;
         if !self.jitter || base == 0 {
             return Duration::from_millis(base);
         }
         let half = base / 2;
-        Duration::from_millis(base - half + rng.below(half + 1))
+        Duration::from_millis(base - half + random % (half + 1))
     }
 }
 
@@ -81,14 +87,5 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (`0` when `bound` is 0).
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 {
-            0
-        } else {
-            self.next_u64() % bound
-        }
     }
 }

@@ -9,7 +9,6 @@ mod sending;
 mod tokens;
 mod transitions;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::backoff::Rng;
@@ -17,6 +16,7 @@ use super::inbox::Inbox;
 use super::link::{Failure, Link};
 use super::outbox::Outbox;
 use super::pacing::Pacer;
+use super::queue::Queue;
 use super::rooms::RoomSet;
 use super::timers::{Timer, TimerTable};
 use super::{
@@ -45,8 +45,8 @@ pub struct Connection {
     last_now: Instant,
     rng: Rng,
     timers: TimerTable,
-    actions: VecDeque<Action>,
-    events: VecDeque<Event>,
+    actions: Queue<Action>,
+    events: Queue<Event>,
     link: Link,
     next_socket: u64,
     next_request: u64,
@@ -100,8 +100,8 @@ impl Connection {
             state_since: now,
             last_now: now,
             timers: TimerTable::default(),
-            actions: VecDeque::new(),
-            events: VecDeque::new(),
+            actions: Queue::default(),
+            events: Queue::default(),
             link: Link::Idle,
             next_socket: 1,
             next_request: 1,

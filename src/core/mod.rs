@@ -68,6 +68,7 @@ mod link;
 mod machine;
 mod outbox;
 mod pacing;
+mod queue;
 mod rooms;
 mod state;
 mod timers;
@@ -78,4 +79,5 @@ pub use io::{
     Action, Env, Event, Input, Instant, Payload, RequestId, SendId, SocketId, Stats, Transport,
 };
 pub use machine::Connection;
+pub(crate) use state::seq_gap;
 pub use state::{Cause, ConnectionState, DisconnectReason, LinkError};

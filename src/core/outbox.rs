@@ -10,8 +10,6 @@
 //! sent on this link. A send the server refused with `rate_limited` goes back to "not sent" in
 //! place, and so does everything queued behind it, so nothing overtakes it.
 
-use std::collections::VecDeque;
-
 use super::SendId;
 
 /// What an entry is for.
@@ -90,7 +88,7 @@ pub(crate) struct Full;
 /// The bounded send queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbox {
-    entries: VecDeque<Entry>,
+    entries: Vec<Entry>,
     app_count: usize,
     app_bytes: usize,
     max_messages: usize,
@@ -101,7 +99,7 @@ impl Outbox {
     /// An empty outbox holding at most `max_messages` application sends and `max_bytes` bytes.
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
         Outbox {
-            entries: VecDeque::new(),
+            entries: Vec::new(),
             app_count: 0,
             app_bytes: 0,
             max_messages,
@@ -121,7 +119,7 @@ impl Outbox {
             self.app_count += 1;
             self.app_bytes += entry.bytes();
         }
-        self.entries.push_back(entry);
+        self.entries.push(entry);
         Ok(())
     }
 
@@ -183,10 +181,9 @@ impl Outbox {
     /// instead) and puts `rejoin` first.
     pub(crate) fn start_link(&mut self, rejoin: Option<Vec<Entry>>) {
         if let Some(rejoin) = rejoin {
-            self.entries.retain(|e| e.kind == EntryKind::App);
-            for entry in rejoin.into_iter().rev() {
-                self.entries.push_front(entry);
-            }
+            let queued = std::mem::replace(&mut self.entries, rejoin);
+            self.entries
+                .extend(queued.into_iter().filter(|e| e.kind == EntryKind::App));
         }
         for entry in &mut self.entries {
             entry.sent = false;
@@ -218,7 +215,10 @@ impl Outbox {
     }
 
     fn remove_at(&mut self, index: usize) -> Option<Entry> {
-        let entry = self.entries.remove(index)?;
+        if index >= self.entries.len() {
+            return None;
+        }
+        let entry = self.entries.remove(index);
         if entry.kind == EntryKind::App {
             self.app_count -= 1;
             self.app_bytes -= entry.bytes();

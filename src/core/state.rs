@@ -2,6 +2,7 @@
 //! ([`DisconnectReason`]), why it changed ([`Cause`]) and what broke a link ([`LinkError`]).
 
 use super::Instant;
+use crate::message::Message;
 
 /// Where a [`Connection`](super::Connection) is in its life.
 ///
@@ -134,26 +135,42 @@ impl DisconnectReason {
     }
 }
 
-impl std::fmt::Display for DisconnectReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl DisconnectReason {
+    /// What [`Display`](std::fmt::Display) writes, e.g. `gave up after 5 retries; last error: …`.
+    pub fn message(&self) -> String {
         match self {
-            DisconnectReason::NotStarted => f.write_str("not started"),
-            DisconnectReason::Requested => f.write_str("disconnect() was called"),
+            DisconnectReason::NotStarted => String::from("not started"),
+            DisconnectReason::Requested => String::from("disconnect() was called"),
             DisconnectReason::AuthRejected { code, message } => {
-                write!(f, "authentication rejected ({code}): {message}")
+                Message::new("authentication rejected (")
+                    .s(code)
+                    .s("): ")
+                    .s(message)
+                    .done()
             }
             DisconnectReason::Refused { code, reason } => {
-                write!(f, "server refused the connection (close {code}): {reason}")
+                Message::new("server refused the connection (close ")
+                    .n(u64::from(*code))
+                    .s("): ")
+                    .s(reason)
+                    .done()
             }
             DisconnectReason::RetriesExhausted {
                 retries,
                 last_error,
-            } => write!(
-                f,
-                "gave up after {retries} retries; last error: {last_error}"
-            ),
-            DisconnectReason::Paused => f.write_str("paused while the page is hidden"),
+            } => Message::new("gave up after ")
+                .n(u64::from(*retries))
+                .s(" retries; last error: ")
+                .s(last_error)
+                .done(),
+            DisconnectReason::Paused => String::from("paused while the page is hidden"),
         }
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
     }
 }
 
@@ -200,19 +217,27 @@ impl Cause {
     }
 }
 
+impl Cause {
+    /// What [`Display`](std::fmt::Display) writes: why, in words (`connect() was called`, the
+    /// link error's or the disconnect reason's message).
+    pub fn message(&self) -> String {
+        String::from(match self {
+            Cause::Connect => "connect() was called",
+            Cause::Reconnect => "reconnect() was called",
+            Cause::Retry => "the retry delay ran out",
+            Cause::Online => "the network came back",
+            Cause::Visible => "the page became visible",
+            Cause::SocketOpen => "the socket opened",
+            Cause::Authenticated => "the server accepted the token",
+            Cause::Lost(error) => return error.message(),
+            Cause::Stopped(reason) => return reason.message(),
+        })
+    }
+}
+
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Cause::Connect => f.write_str("connect() was called"),
-            Cause::Reconnect => f.write_str("reconnect() was called"),
-            Cause::Retry => f.write_str("the retry delay ran out"),
-            Cause::Online => f.write_str("the network came back"),
-            Cause::Visible => f.write_str("the page became visible"),
-            Cause::SocketOpen => f.write_str("the socket opened"),
-            Cause::Authenticated => f.write_str("the server accepted the token"),
-            Cause::Lost(error) => error.fmt(f),
-            Cause::Stopped(reason) => reason.fmt(f),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -280,25 +305,45 @@ impl LinkError {
     }
 }
 
+impl LinkError {
+    /// What [`Display`](std::fmt::Display) writes, e.g. `socket closed (1006): connection dropped`.
+    pub fn message(&self) -> String {
+        match self {
+            LinkError::Closed { code, reason } => Message::new("socket closed (")
+                .n(u64::from(*code))
+                .s("): ")
+                .s(reason)
+                .done(),
+            LinkError::Socket(message) => Message::new("socket error: ").s(message).done(),
+            LinkError::ConnectTimeout => String::from("connect timed out"),
+            LinkError::AuthTimeout => String::from("auth timed out"),
+            LinkError::HeartbeatTimeout { silent_ms } => {
+                Message::new("heartbeat timeout: no frame for ")
+                    .n(*silent_ms)
+                    .s(" ms")
+                    .done()
+            }
+            LinkError::TokenFetch(message) => {
+                Message::new("token fetch failed: ").s(message).done()
+            }
+            LinkError::Offline => String::from("offline"),
+            LinkError::TokenExpired => String::from("the token expired"),
+            LinkError::SeqGap { expected, got } => seq_gap(*expected, *got),
+        }
+    }
+}
+
+/// `events lost in transit: expected seq N, got M` (a link error and a client error alike).
+pub(crate) fn seq_gap(expected: u64, got: u64) -> String {
+    Message::new("events lost in transit: expected seq ")
+        .n(expected)
+        .s(", got ")
+        .n(got)
+        .done()
+}
+
 impl std::fmt::Display for LinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LinkError::Closed { code, reason } => write!(f, "socket closed ({code}): {reason}"),
-            LinkError::Socket(message) => write!(f, "socket error: {message}"),
-            LinkError::ConnectTimeout => f.write_str("connect timed out"),
-            LinkError::AuthTimeout => f.write_str("auth timed out"),
-            LinkError::HeartbeatTimeout { silent_ms } => {
-                write!(f, "heartbeat timeout: no frame for {silent_ms} ms")
-            }
-            LinkError::TokenFetch(message) => write!(f, "token fetch failed: {message}"),
-            LinkError::Offline => f.write_str("offline"),
-            LinkError::TokenExpired => f.write_str("the token expired"),
-            LinkError::SeqGap { expected, got } => {
-                write!(
-                    f,
-                    "events lost in transit: expected seq {expected}, got {got}"
-                )
-            }
-        }
+        f.write_str(&self.message())
     }
 }

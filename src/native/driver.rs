@@ -165,7 +165,7 @@ fn perform(shared: &Shared, io: &mut Io, action: Action) {
             io.opening = Some((socket, link::open(url, io.max_frame)));
         }
         Action::SendFrame { socket, text } => {
-            if let Some(open) = io.socket.as_ref().filter(|s| s.id == socket) {
+            if let Some(open) = io.socket.as_mut().filter(|s| s.id == socket) {
                 if let Err(error) = open.send_text(text) {
                     io.socket = None;
                     shared.feed(Input::Transport(socket, Transport::Error(error)));

@@ -1,15 +1,22 @@
 //! One native WebSocket: opening it (tokio-tungstenite), reading frames as [`Transport`] inputs,
-//! and a writer task with a bounded queue and a write deadline, so a server that does not read
-//! trips a clear error (and a reconnect) instead of growing memory.
+//! and writing from a bounded queue with a write deadline, so a server that does not read trips
+//! a clear error (and a reconnect) instead of growing memory.
+//!
+//! The driver task owns the socket whole, reads and writes alike: the queue is written each
+//! time the driver waits for the next frame. (A writer task on the other half of a split socket
+//! starves under a flood of inbound frames: the reader takes the halves' shared lock again at
+//! once for every buffered frame, the queue fills with the client's own acks, and a server that
+//! reads perfectly well looked dead.)
 
-use std::future::pending;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::timeout;
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -27,7 +34,7 @@ pub(crate) type OpenFuture =
 pub(crate) struct WriteLimits {
     /// Frames the queue holds before a send counts as a dead link.
     pub(crate) queue: usize,
-    /// How long one write may take before the link counts as dead.
+    /// How long queued frames may wait without any write progress before the link counts as dead.
     pub(crate) stall: Duration,
 }
 
@@ -47,114 +54,147 @@ pub(crate) fn open(url: String, max_frame: usize) -> OpenFuture {
     })
 }
 
-/// An open socket: frames are read here and written by its writer task.
+/// An open socket: frames are read here, and the queue written here too.
 pub(crate) struct OpenSocket {
     pub(crate) id: SocketId,
-    reader: SplitStream<WsStream>,
-    writer: mpsc::Sender<WsMessage>,
-    /// Why the writer gave up (a stalled or failed write), once it has; `None` once heard.
-    writer_failed: Option<oneshot::Receiver<String>>,
+    ws: WsStream,
+    limits: WriteLimits,
+    /// Frames not handed to the socket yet.
+    queue: VecDeque<WsMessage>,
+    /// Frames handed to the socket but not flushed yet.
+    unflushed: bool,
+    /// Fires `limits.stall` after the last write progress while writes are pending.
+    stall: Pin<Box<Sleep>>,
+    /// Whether `stall` counts (writes are pending).
+    stall_armed: bool,
 }
 
 impl OpenSocket {
-    pub(crate) fn new(id: SocketId, stream: WsStream, limits: WriteLimits) -> Self {
-        let (sink, reader) = stream.split();
-        let (writer, queue) = mpsc::channel(limits.queue.max(1));
-        let (failed_tx, writer_failed) = oneshot::channel();
-        tokio::spawn(write_loop(sink, queue, limits.stall, failed_tx));
+    pub(crate) fn new(id: SocketId, ws: WsStream, limits: WriteLimits) -> Self {
         OpenSocket {
             id,
-            reader,
-            writer,
-            writer_failed: Some(writer_failed),
+            ws,
+            limits,
+            queue: VecDeque::new(),
+            unflushed: false,
+            stall: Box::pin(sleep_until(Instant::now())),
+            stall_armed: false,
         }
     }
 
     /// Queues a text frame; `Err` (with the reason) when the queue is full: the server has
     /// stopped reading, so the link is as good as dead.
-    pub(crate) fn send_text(&self, text: String) -> Result<(), String> {
-        match self.writer.try_send(WsMessage::text(text)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(String::from(
+    pub(crate) fn send_text(&mut self, text: String) -> Result<(), String> {
+        if self.queue.len() >= self.limits.queue.max(1) {
+            return Err(String::from(
                 "write queue full: the server is not reading what the client sends",
-            )),
-            // The writer already failed: the read side reports why.
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            ));
         }
+        self.queue.push_back(WsMessage::text(text));
+        Ok(())
     }
 
-    /// Sends a close frame and lets the writer finish.
-    pub(crate) fn close(self, code: u16, reason: String) {
+    /// Sends a close frame after what is queued and lets a task finish the writes (bounded by
+    /// the write deadline) and close the connection.
+    pub(crate) fn close(mut self, code: u16, reason: String) {
         let frame = CloseFrame {
             code: WsCloseCode::from(code),
             reason: reason.into(),
         };
-        let _ = self.writer.try_send(WsMessage::Close(Some(frame)));
+        self.queue.push_back(WsMessage::Close(Some(frame)));
+        let OpenSocket {
+            mut ws,
+            queue,
+            limits,
+            ..
+        } = self;
+        tokio::spawn(async move {
+            let written = timeout(limits.stall, async {
+                for message in queue {
+                    ws.feed(message).await?;
+                }
+                ws.flush().await
+            })
+            .await;
+            if matches!(written, Ok(Ok(()))) {
+                let _ = timeout(limits.stall, ws.close(None)).await;
+            }
+        });
     }
 
-    /// The next thing that happens on the socket.
+    /// The next thing that happens on the socket; the queue is written meanwhile.
     pub(crate) async fn next(&mut self) -> Transport {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Transport> {
+        if let Err(reason) = self.poll_write(cx) {
+            return Poll::Ready(Transport::Error(reason));
+        }
         loop {
-            let (reader, writer_failed) = (&mut self.reader, &mut self.writer_failed);
-            let writer_failed = async {
-                match writer_failed.as_mut() {
-                    Some(failed) => failed.await,
-                    None => pending().await,
-                }
-            };
-            tokio::select! {
-                read = reader.next() => {
-                    if let Some(transport) = to_transport(read) {
-                        return transport;
-                    }
-                }
-                failed = writer_failed => {
-                    self.writer_failed = None;
-                    // `Err`: the writer ended cleanly (a close was sent); the read side ends it.
-                    if let Ok(reason) = failed {
-                        return Transport::Error(reason);
-                    }
-                }
+            let read = std::task::ready!(self.ws.poll_next_unpin(cx));
+            if let Some(transport) = to_transport(read) {
+                return Poll::Ready(transport);
             }
         }
+    }
+
+    /// Hands queued frames to the socket and flushes them, as far as it takes them now; `Err`
+    /// when a write failed or no write progress was made for `limits.stall`.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        let mut progress = false;
+        while !self.queue.is_empty() {
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return Err(error.to_string()),
+                Poll::Pending => break,
+            }
+            if let Some(message) = self.queue.pop_front() {
+                self.ws
+                    .start_send_unpin(message)
+                    .map_err(|e| e.to_string())?;
+                self.unflushed = true;
+                progress = true;
+            }
+        }
+        if self.unflushed {
+            match self.ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    progress = true;
+                }
+                Poll::Ready(Err(error)) => return Err(error.to_string()),
+                Poll::Pending => {}
+            }
+        }
+        if self.queue.is_empty() && !self.unflushed {
+            self.stall_armed = false;
+            return Ok(());
+        }
+        if progress || !self.stall_armed {
+            self.stall
+                .as_mut()
+                .reset(Instant::now() + self.limits.stall);
+            self.stall_armed = true;
+        }
+        if self.stall.poll_unpin(cx).is_ready() {
+            let ms = u64::try_from(self.limits.stall.as_millis()).unwrap_or(u64::MAX);
+            return Err(format!(
+                "write stalled for {ms} ms: the server is not reading"
+            ));
+        }
+        Ok(())
     }
 
     /// A frame that is already buffered, without waiting.
     pub(crate) fn ready(&mut self) -> Option<Transport> {
         loop {
-            let read = self.reader.next().now_or_never()?;
+            let read = self.ws.next().now_or_never()?;
             if let Some(transport) = to_transport(read) {
                 return Some(transport);
             }
         }
     }
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WsStream, WsMessage>,
-    mut queue: mpsc::Receiver<WsMessage>,
-    stall: Duration,
-    failed: oneshot::Sender<String>,
-) {
-    while let Some(message) = queue.recv().await {
-        let closing = matches!(message, WsMessage::Close(_));
-        match timeout(stall, sink.send(message)).await {
-            Ok(Ok(())) if !closing => {}
-            Ok(Ok(())) => break,
-            Ok(Err(error)) => {
-                let _ = failed.send(error.to_string());
-                return;
-            }
-            Err(_) => {
-                let ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
-                let _ = failed.send(format!(
-                    "write stalled for {ms} ms: the server is not reading"
-                ));
-                return;
-            }
-        }
-    }
-    let _ = timeout(stall, sink.close()).await;
 }
 
 /// What a read from the socket means to the core; `None` for control frames tungstenite

@@ -4,20 +4,24 @@
 //! [`ServerFrame`](super::ServerFrame) and [`ClientFrame`](super::ClientFrame) (property tests
 //! hold them to the same answers and bytes), and the same range checks.
 
+use std::borrow::Cow;
+
 use super::{check_size, invalid, is_wire_id, json, DecodeError, ErrorBody, SendLimits};
 
 /// A server frame as the client's hot path decodes it, without serde: the same shapes and
 /// rules as [`ServerFrame`](super::ServerFrame) (required fields, `#[serde(default)]`s, `null` for an `Option`,
-/// unknown fields ignored, a repeated field refused), but payloads (`data`) stay raw JSON text,
-/// validated and never parsed, so listeners decode them straight into their own types.
+/// unknown fields ignored, a repeated field refused), but borrowed from the frame's text:
+/// strings are [`Cow`]s (owned only when they had escapes) and payloads (`data`) stay raw JSON
+/// text, validated and never parsed, so listeners decode them straight into their own types.
+/// What the client does not keep (an event's `ts`) is never copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IncomingFrame {
+pub enum IncomingFrame<'a> {
     /// `authenticated`.
     Authenticated {
         /// The authenticated user's id.
-        user_id: String,
+        user_id: Cow<'a, str>,
         /// The session id.
-        session: String,
+        session: Cow<'a, str>,
         /// How often the server pings, in milliseconds.
         heartbeat_ms: u64,
         /// Whether the requested session was resumed.
@@ -34,20 +38,20 @@ pub enum IncomingFrame {
     /// `auth_error`.
     AuthError {
         /// `invalid_token`, `expired` or `timeout`.
-        code: String,
+        code: Cow<'a, str>,
         /// A human-readable explanation (empty when absent).
-        message: String,
+        message: Cow<'a, str>,
     },
     /// `event`.
     Event {
         /// Its per-session sequence number; `None` for a volatile event.
         seq: Option<u64>,
         /// Its name.
-        event: String,
+        event: Cow<'a, str>,
         /// Its payload: the JSON text the server sent (`null` when absent).
-        data: String,
+        data: &'a str,
         /// When the server produced it (empty when absent).
-        ts: String,
+        ts: Cow<'a, str>,
     },
     /// `ack`.
     Ack {
@@ -56,16 +60,16 @@ pub enum IncomingFrame {
         /// Whether the server accepted the send.
         ok: bool,
         /// The result value as JSON text (`None` when absent or `null`).
-        data: Option<String>,
+        data: Option<&'a str>,
         /// Why the send failed (`None` when absent or `null`).
         error: Option<ErrorBody>,
     },
     /// `error`.
     Error {
         /// A stable machine-readable code.
-        code: String,
+        code: Cow<'a, str>,
         /// A human-readable explanation (empty when absent).
-        message: String,
+        message: Cow<'a, str>,
     },
     /// `ping`.
     Ping {
@@ -81,53 +85,115 @@ pub enum IncomingFrame {
     },
 }
 
-/// A frame's members, looked up by key.
-struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a str)>);
+/// The member names of every server frame, the most frequent first (`event` frames).
+const KEYS: [&str; 20] = [
+    "type",
+    "seq",
+    "event",
+    "data",
+    "ts",
+    "id",
+    "ok",
+    "error",
+    "t",
+    "rtt_ms",
+    "code",
+    "message",
+    "user_id",
+    "session",
+    "heartbeat_ms",
+    "resumed",
+    "missed",
+    "v",
+    "expires_in_ms",
+    "limits",
+];
+const TYPE: usize = 0;
+const SEQ: usize = 1;
+const EVENT: usize = 2;
+const DATA: usize = 3;
+const TS: usize = 4;
+const ID: usize = 5;
+const OK: usize = 6;
+const ERROR: usize = 7;
+const T: usize = 8;
+const RTT_MS: usize = 9;
+const CODE: usize = 10;
+const MESSAGE: usize = 11;
+const USER_ID: usize = 12;
+const SESSION: usize = 13;
+const HEARTBEAT_MS: usize = 14;
+const RESUMED: usize = 15;
+const MISSED: usize = 16;
+const V: usize = 17;
+const EXPIRES_IN_MS: usize = 18;
+const LIMITS: usize = 19;
+
+/// The members of `limits` and of an ack's `error`.
+const LIMIT_KEYS: [&str; 2] = ["sends_per_s", "burst"];
+const ERROR_KEYS: [&str; 3] = ["code", "message", "retry_after_ms"];
+
+/// An object's members, read in one pass into a slot per known name (slot `i` for `keys[i]`;
+/// one size for every object read, so the code exists once).
+#[derive(Default)]
+struct Members<'a> {
+    slots: [Option<&'a str>; KEYS.len()],
+    /// Bit `i`: `keys[i]` appeared more than once.
+    repeated: u32,
+}
 
 impl<'a> Members<'a> {
-    /// The raw value of `key`, if present; a repeated key is an error (as for serde).
-    fn get(&self, key: &str) -> Result<Option<&'a str>, DecodeError> {
-        let mut found = None;
-        for (k, raw) in &self.0 {
-            if k == key {
-                if found.is_some() {
-                    return Err(invalid("duplicate field"));
-                }
-                found = Some(*raw);
-            }
+    /// Reads the object `text` in place.
+    fn read(&mut self, text: &'a str, keys: &[&str]) -> Result<(), DecodeError> {
+        self.repeated =
+            json::object_fields(text, keys, &mut self.slots).map_err(|e| invalid(e.reason()))?;
+        Ok(())
+    }
+
+    /// The raw value of slot `i`, if present; a repeated name is an error (as for serde).
+    fn get(&self, i: usize) -> Result<Option<&'a str>, DecodeError> {
+        if self.repeated & (1 << i) != 0 {
+            return Err(invalid("duplicate field"));
         }
-        Ok(found)
+        Ok(self.slots.get(i).copied().flatten())
     }
 
-    /// The raw value of `key`, or `None` when absent or `null` (an `Option` field).
-    fn opt(&self, key: &str) -> Result<Option<&'a str>, DecodeError> {
-        Ok(self.get(key)?.filter(|raw| !json::is_null(raw)))
+    /// The raw value of slot `i`, or `None` when absent or `null` (an `Option` field).
+    fn opt(&self, i: usize) -> Result<Option<&'a str>, DecodeError> {
+        Ok(self.get(i)?.filter(|raw| !json::is_null(raw)))
     }
 
-    fn req(&self, key: &str) -> Result<&'a str, DecodeError> {
-        self.get(key)?.ok_or_else(|| invalid("missing field"))
+    fn req(&self, i: usize) -> Result<&'a str, DecodeError> {
+        self.get(i)?.ok_or_else(|| invalid("missing field"))
     }
 
-    fn string(&self, key: &str) -> Result<String, DecodeError> {
-        string(self.req(key)?)
+    fn string(&self, i: usize) -> Result<Cow<'a, str>, DecodeError> {
+        string(self.req(i)?)
     }
 
     /// A string that defaults to empty when absent (`null` is still an error, as for serde).
-    fn string_or_empty(&self, key: &str) -> Result<String, DecodeError> {
-        self.get(key)?.map_or(Ok(String::new()), string)
+    fn string_or_empty(&self, i: usize) -> Result<Cow<'a, str>, DecodeError> {
+        self.get(i)?.map_or(Ok(Cow::Borrowed("")), string)
     }
 
-    fn u64(&self, key: &str) -> Result<u64, DecodeError> {
-        number(self.req(key)?)
+    fn u64(&self, i: usize) -> Result<u64, DecodeError> {
+        number(self.req(i)?)
     }
 
-    fn bool(&self, key: &str) -> Result<bool, DecodeError> {
-        json::parse_bool(self.req(key)?).map_err(|e| invalid(e.reason()))
+    fn bool(&self, i: usize) -> Result<bool, DecodeError> {
+        json::parse_bool(self.req(i)?).map_err(|e| invalid(e.reason()))
     }
 }
 
-fn string(raw: &str) -> Result<String, DecodeError> {
-    json::parse_string(raw).map_err(|e| invalid(e.reason()))
+/// A string member's value. `raw` was validated with its frame, so a string without a
+/// backslash is exactly what its quotes enclose: no second scan.
+fn string(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
+    if let [b'"', inside @ .., b'"'] = raw.as_bytes() {
+        if inside.iter().all(|&b| b != b'\\') {
+            return Ok(Cow::Borrowed(raw.get(1..raw.len() - 1).unwrap_or_default()));
+        }
+    }
+    json::parse_str(raw).map_err(|e| invalid(e.reason()))
 }
 
 fn number(raw: &str) -> Result<u64, DecodeError> {
@@ -149,70 +215,71 @@ fn wire_id(raw: &str) -> Result<u64, DecodeError> {
 }
 
 fn limits(raw: &str) -> Result<SendLimits, DecodeError> {
-    let m = Members(json::object_members(raw).map_err(|e| invalid(e.reason()))?);
+    let mut m = Members::default();
+    m.read(raw, &LIMIT_KEYS)?;
     Ok(SendLimits {
-        sends_per_s: number_u32(m.req("sends_per_s")?)?,
-        burst: number_u32(m.req("burst")?)?,
+        sends_per_s: number_u32(m.req(0)?)?,
+        burst: number_u32(m.req(1)?)?,
     })
 }
 
-impl IncomingFrame {
+fn error_body(raw: &str) -> Result<ErrorBody, DecodeError> {
+    let mut e = Members::default();
+    e.read(raw, &ERROR_KEYS)?;
+    Ok(ErrorBody {
+        code: e.string(0)?.into_owned(),
+        message: e.string_or_empty(1)?.into_owned(),
+        retry_after_ms: e.opt(2)?.map(number).transpose()?,
+    })
+}
+
+impl<'a> IncomingFrame<'a> {
     /// Decodes a server frame, refusing frames above `limit` bytes. Bad input of any shape is
     /// a [`DecodeError`] with a static message; nothing here formats or panics.
-    pub fn decode(text: &str, limit: usize) -> Result<Self, DecodeError> {
+    pub fn decode(text: &'a str, limit: usize) -> Result<Self, DecodeError> {
         check_size(text, limit)?;
-        let m = Members(json::object_members(text).map_err(|e| invalid(e.reason()))?);
+        let mut m = Members::default();
+        m.read(text, &KEYS)?;
         let kind = m
-            .get("type")?
+            .get(TYPE)?
             .ok_or_else(|| invalid("missing field `type`"))?;
-        Ok(match string(kind)?.as_str() {
-            "authenticated" => IncomingFrame::Authenticated {
-                user_id: m.string("user_id")?,
-                session: m.string("session")?,
-                heartbeat_ms: m.u64("heartbeat_ms")?,
-                resumed: m.bool("resumed")?,
-                missed: m.get("missed")?.map_or(Ok(0), number)?,
-                v: m.get("v")?.map_or(Ok(1), number_u32)?,
-                expires_in_ms: m.opt("expires_in_ms")?.map(number).transpose()?,
-                limits: m.opt("limits")?.map(limits).transpose()?,
-            },
-            "auth_error" => IncomingFrame::AuthError {
-                code: m.string("code")?,
-                message: m.string_or_empty("message")?,
-            },
+        Ok(match string(kind)?.as_ref() {
             "event" => IncomingFrame::Event {
-                seq: m.opt("seq")?.map(wire_id).transpose()?,
-                event: m.string("event")?,
-                data: m.get("data")?.unwrap_or("null").to_owned(),
-                ts: m.string_or_empty("ts")?,
+                seq: m.opt(SEQ)?.map(wire_id).transpose()?,
+                event: m.string(EVENT)?,
+                data: m.get(DATA)?.unwrap_or("null"),
+                ts: m.string_or_empty(TS)?,
             },
             "ack" => IncomingFrame::Ack {
-                id: wire_id(m.req("id")?)?,
-                ok: m.bool("ok")?,
-                data: m.opt("data")?.map(str::to_owned),
-                error: match m.opt("error")? {
-                    None => None,
-                    Some(raw) => {
-                        let e =
-                            Members(json::object_members(raw).map_err(|e| invalid(e.reason()))?);
-                        Some(ErrorBody {
-                            code: e.string("code")?,
-                            message: e.string_or_empty("message")?,
-                            retry_after_ms: e.opt("retry_after_ms")?.map(number).transpose()?,
-                        })
-                    }
-                },
-            },
-            "error" => IncomingFrame::Error {
-                code: m.string("code")?,
-                message: m.string_or_empty("message")?,
+                id: wire_id(m.req(ID)?)?,
+                ok: m.bool(OK)?,
+                data: m.opt(DATA)?,
+                error: m.opt(ERROR)?.map(error_body).transpose()?,
             },
             "ping" => IncomingFrame::Ping {
-                t: m.u64("t")?,
-                rtt_ms: m.opt("rtt_ms")?.map(number).transpose()?,
+                t: m.u64(T)?,
+                rtt_ms: m.opt(RTT_MS)?.map(number).transpose()?,
+            },
+            "authenticated" => IncomingFrame::Authenticated {
+                user_id: m.string(USER_ID)?,
+                session: m.string(SESSION)?,
+                heartbeat_ms: m.u64(HEARTBEAT_MS)?,
+                resumed: m.bool(RESUMED)?,
+                missed: m.get(MISSED)?.map_or(Ok(0), number)?,
+                v: m.opt(V)?.map_or(Ok(1), number_u32)?,
+                expires_in_ms: m.opt(EXPIRES_IN_MS)?.map(number).transpose()?,
+                limits: m.opt(LIMITS)?.map(limits).transpose()?,
+            },
+            "auth_error" => IncomingFrame::AuthError {
+                code: m.string(CODE)?,
+                message: m.string_or_empty(MESSAGE)?,
+            },
+            "error" => IncomingFrame::Error {
+                code: m.string(CODE)?,
+                message: m.string_or_empty(MESSAGE)?,
             },
             "refreshed" => IncomingFrame::Refreshed {
-                expires_in_ms: m.u64("expires_in_ms")?,
+                expires_in_ms: m.u64(EXPIRES_IN_MS)?,
             },
             _ => return Err(invalid("unknown frame type")),
         })
@@ -303,7 +370,7 @@ mod tests {
                 ts,
             } => {
                 assert_eq!(
-                    (seq, event.as_str(), data.as_str(), ts.as_str()),
+                    (seq, event.as_ref(), data, ts.as_ref()),
                     (Some(3), "x", r#"{"a": [1, 2]}"#, "t")
                 );
             }

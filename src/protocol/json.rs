@@ -59,15 +59,48 @@ pub fn validate_at(text: &str, depth: usize) -> Result<(), JsonError> {
     s.end()
 }
 
+/// Reads a JSON object's members in one pass: the raw value of the member named `keys[i]`
+/// goes to `slots[i]`; returns which names appeared more than once (bit `i` for `keys[i]`,
+/// the first 32 names; the caller decides). The whole text must be one object (whitespace
+/// around it allowed); every value is validated, members with other names too.
+pub fn object_fields<'a>(
+    text: &'a str,
+    keys: &[&str],
+    slots: &mut [Option<&'a str>],
+) -> Result<u32, JsonError> {
+    let mut repeated = 0u32;
+    members(text, &mut |key, raw| {
+        for (i, (k, slot)) in keys.iter().zip(slots.iter_mut()).enumerate() {
+            if *k == key {
+                if slot.is_some() {
+                    repeated |= u32::try_from(i).map_or(0, |i| 1u32.checked_shl(i).unwrap_or(0));
+                }
+                *slot = Some(raw);
+                return;
+            }
+        }
+    })?;
+    Ok(repeated)
+}
+
 /// Splits a JSON object into its members, in order: each key (unescaped) with its value's raw
-/// text. The whole text must be one object (whitespace around it allowed); every value is
-/// validated. Duplicate keys are kept, the caller decides.
+/// text. Duplicate keys are kept.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError> {
+    let mut out = Vec::new();
+    members(text, &mut |key, raw| out.push((key, raw)))?;
+    Ok(out)
+}
+
+/// Calls `member` with each key (unescaped) and raw value of the object `text`, in order,
+/// after validating the value. The whole text must be one object.
+fn members<'a>(
+    text: &'a str,
+    member: &mut dyn FnMut(Cow<'a, str>, &'a str),
+) -> Result<(), JsonError> {
     let mut s = Scanner::new(text);
     s.skip_ws();
     s.expect(b'{', "expected an object")?;
-    // Server frames have at most six members: one allocation, no regrowth.
-    let mut members = Vec::with_capacity(8);
     s.skip_ws();
     if !s.eat(b'}') {
         loop {
@@ -81,7 +114,7 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError
             s.skip_ws();
             let start = s.pos;
             s.value(1)?;
-            members.push((key, s.slice(start, s.pos)));
+            member(key, s.slice(start, s.pos));
             s.skip_ws();
             if s.eat(b'}') {
                 break;
@@ -89,12 +122,12 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError
             s.expect(b',', "expected `,` or `}`")?;
         }
     }
-    s.end()?;
-    Ok(members)
+    s.end()
 }
 
-/// Reads a JSON string (`raw` is its text, quotes included) into its value.
-pub fn parse_string(raw: &str) -> Result<String, JsonError> {
+/// Reads a JSON string (`raw` is its text, quotes included) into its value: borrowed from
+/// `raw` when it has no escapes.
+pub fn parse_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {
     let mut s = Scanner::new(raw);
     s.skip_ws();
     if s.peek() != Some(b'"') {
@@ -102,7 +135,13 @@ pub fn parse_string(raw: &str) -> Result<String, JsonError> {
     }
     let value = s.string()?;
     s.end()?;
-    Ok(value.into_owned())
+    Ok(value)
+}
+
+/// Reads a JSON string (`raw` is its text, quotes included) into its value.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn parse_string(raw: &str) -> Result<String, JsonError> {
+    parse_str(raw).map(Cow::into_owned)
 }
 
 /// Reads a JSON number that is a non-negative integer fitting a `u64` (no fraction, no
@@ -222,8 +261,10 @@ fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
         let stop = (quote.wrapping_sub(ONES) & !quote)
             | (backslash.wrapping_sub(ONES) & !backslash)
             | (v.wrapping_sub(ONES * 0x20) & !v);
-        if stop & HIGH != 0 {
-            break;
+        let stop = stop & HIGH;
+        if stop != 0 {
+            // The lowest flagged byte is exact (a borrow only ever flags bytes above a match).
+            return i + stop.trailing_zeros() as usize / 8;
         }
         i += 8;
     }

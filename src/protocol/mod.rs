@@ -113,7 +113,6 @@ pub struct SendLimits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The frame is larger than [`MAX_FRAME_BYTES`].
-    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
         /// The frame's size in bytes.
         size: usize,
@@ -121,8 +120,25 @@ pub enum DecodeError {
         limit: usize,
     },
     /// The frame is not valid JSON or not a known frame shape.
-    #[error("invalid frame: {0}")]
     Invalid(String),
+}
+
+impl DecodeError {
+    /// What [`Display`](std::fmt::Display) writes, e.g. `invalid frame: missing field`.
+    pub fn message(&self) -> String {
+        match self {
+            DecodeError::TooLarge { size, limit } => crate::error::too_large(*size, *limit),
+            DecodeError::Invalid(why) => crate::message::Message::new("invalid frame: ")
+                .s(why)
+                .done(),
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
 }
 
 /// Refuses a frame above `limit` bytes before anything parses it.

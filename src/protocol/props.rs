@@ -156,7 +156,13 @@ fn same(incoming: &IncomingFrame, frame: &ServerFrame) -> bool {
                 limits: l,
             },
         ) => {
-            (user_id, session, heartbeat_ms, resumed, missed) == (u, s, h, r, m)
+            (
+                user_id.as_ref(),
+                session.as_ref(),
+                heartbeat_ms,
+                resumed,
+                missed,
+            ) == (u.as_str(), s.as_str(), h, r, m)
                 && (v, expires_in_ms, limits) == (v2, x, l)
         }
         (
@@ -176,7 +182,7 @@ fn same(incoming: &IncomingFrame, frame: &ServerFrame) -> bool {
                 code: c,
                 message: m,
             },
-        ) => (code, message) == (c, m),
+        ) => (code.as_ref(), message.as_ref()) == (c.as_str(), m.as_str()),
         (
             IncomingFrame::Event {
                 seq,
@@ -190,7 +196,7 @@ fn same(incoming: &IncomingFrame, frame: &ServerFrame) -> bool {
                 data: d,
                 ts: t,
             },
-        ) => (seq, event, ts) == (s, e, t) && parse(data) == *d,
+        ) => (seq, event.as_ref(), ts.as_ref()) == (s, e.as_str(), t.as_str()) && parse(data) == *d,
         (
             IncomingFrame::Ack {
                 id,

@@ -49,7 +49,7 @@ fn invalid(message: &str) -> JsValue {
 }
 
 fn send_error(e: &SendError) -> JsValue {
-    js::error(e.code(), &e.to_string())
+    js::error(e.code(), &e.message())
 }
 
 /// `JSON.stringify(data)` as a payload; `undefined` (or anything `JSON.stringify` skips, such as

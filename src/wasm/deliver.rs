@@ -19,7 +19,7 @@ pub(crate) fn deliver(shared: &Rc<Shared>, output: Output<Pending>) {
     match output {
         Output::State(view) => {
             let info = state_info(&view);
-            if shared.inner.borrow().debug {
+            if shared.inner.try_borrow().is_ok_and(|inner| inner.debug) {
                 let change = String::from(view.from.name()) + " -> " + view.to.name();
                 web_sys::console::log_3(
                     &JsValue::from_str("[sockline]"),
@@ -101,11 +101,7 @@ pub(crate) fn state_info(view: &StateView) -> JsValue {
     js::set(&info, "state", &JsValue::from_str(view.to.name()));
     js::set(&info, "attempt", &js::num(view.attempt()));
     js::set(&info, "reason", &JsValue::from_str(view.cause.code()));
-    js::set(
-        &info,
-        "message",
-        &JsValue::from_str(&view.cause.to_string()),
-    );
+    js::set(&info, "message", &JsValue::from_str(&view.cause.message()));
     let next = view
         .retry_in
         .map(|d| js::num_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
@@ -147,7 +143,7 @@ fn emit_error(shared: &Rc<Shared>, err: &JsValue) {
 }
 
 fn client_error(e: &ClientError) -> JsValue {
-    let err = js::error(e.code(), &e.to_string());
+    let err = js::error(e.code(), &e.message());
     if let ClientError::SendFailed { id, .. } = e {
         js::set(&err, "id", &js::num_u64(id.0));
     }
@@ -155,7 +151,7 @@ fn client_error(e: &ClientError) -> JsValue {
 }
 
 fn ack_error(id: Option<SendId>, e: &AckError) -> JsValue {
-    let err = js::error(e.code(), &e.to_string());
+    let err = js::error(e.code(), &e.message());
     if let Some(id) = id {
         js::set(&err, "id", &js::num_u64(id.0));
     }

@@ -12,6 +12,14 @@ extern "C" {
     /// `performance.now()`: the browser's monotonic clock (also present in workers).
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
+
+    /// A promise, for `then` with plain functions (js-sys's `then` takes `Closure`s, which
+    /// cannot free themselves when called).
+    pub(crate) type Thenable;
+
+    /// `promise.then(on_ok, on_err)`.
+    #[wasm_bindgen(method)]
+    pub(crate) fn then(this: &Thenable, on_ok: &JsValue, on_err: &JsValue);
 }
 
 /// The core's `now`: `performance.now()` rounded up to the millisecond, so a timer that fires on

@@ -23,3 +23,9 @@ mod socket;
 mod types;
 
 pub use client::SocklineClient;
+
+/// The allocator: talc instead of Rust's default dlmalloc. Safe to construct: its `const fn`
+/// refuses to compile for anything but single-threaded wasm (no `atomics`), which is what this
+/// package is; memory comes from `memory.grow` as the heap needs it.
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

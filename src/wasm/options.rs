@@ -28,6 +28,11 @@ fn invalid(message: &str) -> JsValue {
     js::error("invalid_options", message)
 }
 
+/// `` `path` `` and what it must be, without `format!` (no `core::fmt` in the package).
+fn must(path: &str, what: &str) -> JsValue {
+    invalid(&(String::from("`") + path + "` must be " + what))
+}
+
 /// `undefined` and `null` both mean "not given".
 fn given(value: JsValue) -> Option<JsValue> {
     if value.is_undefined() || value.is_null() {
@@ -43,30 +48,32 @@ fn opt_string(obj: &JsValue, key: &str, path: &str) -> Result<Option<String>, Js
         Some(v) => v
             .as_string()
             .map(Some)
-            .ok_or_else(|| invalid(&format!("`{path}` must be a string"))),
+            .ok_or_else(|| must(path, "a string")),
     }
 }
 
 fn opt_bool(obj: &JsValue, key: &str, path: &str) -> Result<Option<bool>, JsValue> {
     match given(js::get(obj, key)) {
         None => Ok(None),
-        Some(v) => v
-            .as_bool()
-            .map(Some)
-            .ok_or_else(|| invalid(&format!("`{path}` must be a boolean"))),
+        Some(v) => v.as_bool().map(Some).ok_or_else(|| must(path, "a boolean")),
     }
 }
 
-/// A finite number `>= min` (`min` is an integer: formatting a float would link the float
-/// formatter, several KiB of wasm).
+/// A finite number `>= min`, where `min` is 0 or 1 (its message is a static string: formatting
+/// a number would link `core::fmt`, several KiB of wasm).
 fn opt_number(obj: &JsValue, key: &str, path: &str, min: u8) -> Result<Option<f64>, JsValue> {
     match given(js::get(obj, key)) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
             Some(n) if n.is_finite() && n >= f64::from(min) => Ok(Some(n)),
-            _ => Err(invalid(&format!(
-                "`{path}` must be a finite number of at least {min}"
-            ))),
+            _ => Err(must(
+                path,
+                if min == 0 {
+                    "a finite number of at least 0"
+                } else {
+                    "a finite number of at least 1"
+                },
+            )),
         },
     }
 }
@@ -77,7 +84,7 @@ fn opt_ms(obj: &JsValue, key: &str, path: &str) -> Result<Option<Duration>, JsVa
 
 fn opt_count(obj: &JsValue, key: &str, path: &str) -> Result<Option<u64>, JsValue> {
     match opt_number(obj, key, path, 0)? {
-        Some(n) if n.fract() != 0.0 => Err(invalid(&format!("`{path}` must be an integer"))),
+        Some(n) if n.fract() != 0.0 => Err(must(path, "an integer")),
         other => Ok(other.map(|n| n as u64)),
     }
 }
@@ -86,7 +93,7 @@ fn opt_object(obj: &JsValue, key: &str, path: &str) -> Result<Option<JsValue>, J
     match given(js::get(obj, key)) {
         None => Ok(None),
         Some(v) if v.is_object() && !v.is_function() => Ok(Some(v)),
-        Some(_) => Err(invalid(&format!("`{path}` must be an object"))),
+        Some(_) => Err(must(path, "an object")),
     }
 }
 

@@ -14,6 +14,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{EventTarget, PageTransitionEvent, VisibilityState};
 
 use super::js;
+use super::socket::EventClosure;
 use crate::core::Env;
 
 /// One `addEventListener`, removed (and its closure freed) on drop.
@@ -21,16 +22,12 @@ use crate::core::Env;
 struct EventListener {
     target: EventTarget,
     kind: &'static str,
-    closure: Closure<dyn Fn(web_sys::Event)>,
+    closure: EventClosure,
 }
 
 impl EventListener {
-    fn new(
-        target: &EventTarget,
-        kind: &'static str,
-        on: impl Fn(web_sys::Event) + 'static,
-    ) -> Self {
-        let closure = Closure::<dyn Fn(web_sys::Event)>::new(on);
+    fn new(target: &EventTarget, kind: &'static str, on: impl Fn(JsValue) + 'static) -> Self {
+        let closure = EventClosure::new(on);
         let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
         EventListener {
             target: target.clone(),

@@ -12,7 +12,7 @@ use std::rc::{Rc, Weak};
 use gloo_timers::callback::Timeout;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsCast;
 
 use super::deliver::deliver;
 use super::js;
@@ -191,7 +191,12 @@ fn rearm(shared: &Rc<Shared>, inner: &mut Inner, deadline: Option<Instant>) {
 
 /// Calls `getToken()` (no borrow held) and feeds its answer, now or when its promise settles.
 fn fetch_token(shared: &Rc<Shared>, request: RequestId) {
-    let Some(provider) = shared.inner.borrow().provider.clone() else {
+    let provider = shared
+        .inner
+        .try_borrow()
+        .ok()
+        .and_then(|i| i.provider.clone());
+    let Some(provider) = provider else {
         // Unreachable with parsed options (a static token or `getToken`), but never hang.
         let error = String::from("no token configured");
         return feed_shared(shared, Input::TokenFetched(request, Err(error)));
@@ -207,20 +212,32 @@ fn fetch_token(shared: &Rc<Shared>, request: RequestId) {
         return feed_shared(shared, Input::TokenFetched(request, Ok(token)));
     }
     let promise = Promise::resolve(&returned);
-    shared.inner.borrow_mut().token_fetches += 1;
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let settled = JsFuture::from(promise).await;
-        let Some(shared) = weak.upgrade() else { return };
-        if let Ok(mut inner) = shared.inner.try_borrow_mut() {
-            inner.token_fetches = inner.token_fetches.saturating_sub(1);
-        }
-        let result = match settled {
-            Ok(v) => v
-                .as_string()
-                .ok_or_else(|| String::from("getToken did not resolve to a string")),
-            Err(e) => Err(String::from("getToken rejected: ") + &js::describe(&e)),
-        };
-        feed_shared(&shared, Input::TokenFetched(request, result));
+    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+        inner.token_fetches += 1;
+    }
+    // Exactly one of the two runs; each frees itself when called, and the other is freed with
+    // the promise (`--weak-refs`). Both hold only a weak reference to the client.
+    let (weak_ok, weak_err) = (Rc::downgrade(shared), Rc::downgrade(shared));
+    let on_ok = Closure::<dyn FnMut(JsValue)>::once_into_js(move |token: JsValue| {
+        let result = token
+            .as_string()
+            .ok_or_else(|| String::from("getToken did not resolve to a string"));
+        token_settled(&weak_ok, request, result);
     });
+    let on_err = Closure::<dyn FnMut(JsValue)>::once_into_js(move |e: JsValue| {
+        let error = String::from("getToken rejected: ") + &js::describe(&e);
+        token_settled(&weak_err, request, Err(error));
+    });
+    promise
+        .unchecked_ref::<js::Thenable>()
+        .then(&on_ok, &on_err);
+}
+
+/// A `getToken()` promise settled: the core hears it (if the client still exists).
+fn token_settled(weak: &Weak<Shared>, request: RequestId, result: Result<String, String>) {
+    let Some(shared) = weak.upgrade() else { return };
+    if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+        inner.token_fetches = inner.token_fetches.saturating_sub(1);
+    }
+    feed_shared(&shared, Input::TokenFetched(request, result));
 }

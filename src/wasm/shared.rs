@@ -100,30 +100,47 @@ impl Shared {
         let on_env = Rc::new(move |env| feed(&weak, Input::Env(env)));
         let (page, now) =
             PageListeners::install(on_env, follow_visibility, shared.closures.clone());
-        shared.inner.borrow_mut().page = Some(page);
+        if let Ok(mut inner) = shared.inner.try_borrow_mut() {
+            inner.page = Some(page);
+        }
         for env in now {
             feed_shared(&shared, Input::Env(env));
         }
         shared
     }
 
-    /// Whether `free()` ran.
+    /// Whether `free()` ran (a running call holds the borrow: not freed, then).
     pub(crate) fn is_freed(&self) -> bool {
-        self.inner.borrow().freed
+        self.inner.try_borrow().is_ok_and(|inner| inner.freed)
     }
 
     /// Counters for the leak checks.
     pub(crate) fn debug_counts(&self) -> DebugCounts {
-        let inner = self.inner.borrow();
-        DebugCounts {
-            closures: self.closures.get(),
-            sockets: usize::from(inner.socket.is_some()),
-            page_listeners: inner.page.as_ref().map_or(0, PageListeners::len),
-            listeners: self.listeners.borrow().len(),
-            state_listeners: self.state_listeners.borrow().len(),
-            pending_requests: inner.shell.pending_requests(),
-            token_fetches: inner.token_fetches,
-            timer_armed: inner.timer.is_some(),
+        let len = |r: &RefCell<Registry<Function>>| r.try_borrow().map_or(0, |r| r.len());
+        let (listeners, state_listeners) = (len(&self.listeners), len(&self.state_listeners));
+        let closures = self.closures.get();
+        match self.inner.try_borrow() {
+            Ok(inner) => DebugCounts {
+                closures,
+                sockets: usize::from(inner.socket.is_some()),
+                page_listeners: inner.page.as_ref().map_or(0, PageListeners::len),
+                listeners,
+                state_listeners,
+                pending_requests: inner.shell.pending_requests(),
+                token_fetches: inner.token_fetches,
+                timer_armed: inner.timer.is_some(),
+            },
+            // Only while a call into the client runs, which never asks for these.
+            Err(_) => DebugCounts {
+                closures,
+                sockets: 0,
+                page_listeners: 0,
+                listeners,
+                state_listeners,
+                pending_requests: 0,
+                token_fetches: 0,
+                timer_armed: false,
+            },
         }
     }
 

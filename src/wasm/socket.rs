@@ -9,6 +9,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+/// Every socket and page closure has this one type: each closure type costs its own
+/// wasm-bindgen shims, so events arrive as plain values and are cast where they are read.
+pub(crate) type EventClosure = Closure<dyn Fn(JsValue)>;
+
 use crate::core::Transport;
 
 /// Closures each socket owns (`onopen`, `onmessage`, `onclose`).
@@ -21,9 +25,9 @@ const MAX_CLOSE_REASON: usize = 123;
 #[must_use = "dropping the socket closes it"]
 pub(crate) struct Socket {
     ws: WebSocket,
-    _on_open: Closure<dyn Fn()>,
-    _on_message: Closure<dyn Fn(MessageEvent)>,
-    _on_close: Closure<dyn Fn(CloseEvent)>,
+    _on_open: EventClosure,
+    _on_message: EventClosure,
+    _on_close: EventClosure,
     /// The client's count of live closures (a debug hook for leak checks).
     closures: Rc<Cell<u32>>,
 }
@@ -46,15 +50,18 @@ impl Socket {
             None => WebSocket::new(url)?,
         };
         let on = on_event.clone();
-        let on_open = Closure::<dyn Fn()>::new(move || on(Transport::Opened));
+        let on_open = EventClosure::new(move |_: JsValue| on(Transport::Opened));
         let on = on_event.clone();
-        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
-            on(match e.data().as_string() {
-                Some(text) => Transport::Frame(text),
-                None => Transport::Binary,
-            });
+        let on_message = EventClosure::new(move |e: JsValue| {
+            on(
+                match e.unchecked_into::<MessageEvent>().data().as_string() {
+                    Some(text) => Transport::Frame(text),
+                    None => Transport::Binary,
+                },
+            );
         });
-        let on_close = Closure::<dyn Fn(CloseEvent)>::new(move |e: CloseEvent| {
+        let on_close = EventClosure::new(move |e: JsValue| {
+            let e = e.unchecked_into::<CloseEvent>();
             on_event(Transport::Closed {
                 code: e.code(),
                 reason: e.reason(),

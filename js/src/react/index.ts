@@ -1,9 +1,12 @@
+'use client';
 // React bindings for sockline: `import { SocklineProvider, useSockline } from 'sockline/react'`.
 //
 // One `SocklineClient` per `<SocklineProvider>`. The WASM module is initialised once per page
-// (lazily, by the first provider); until it is ready the provider renders its children with
-// `client: null` and state `disconnected` (or `fallback`, when given). Rooms joined and events sent
-// before that are applied as soon as the client exists.
+// (lazily, by the first provider, in an effect: nothing runs at import time or during a server
+// render); until it is ready the provider renders its children with `client: null` and state
+// `disconnected` (or `fallback`, when given). Rooms joined and events sent before that are applied
+// as soon as the client exists; a request made before that waits for it (and rejects with code
+// `init_failed` if the WASM cannot be loaded).
 import {
   createContext,
   createElement,
@@ -16,6 +19,7 @@ import {
 } from 'react';
 import type { ReactElement, ReactNode } from 'react';
 import init, { SocklineClient } from '../index.js';
+import type { InitInput } from '../sockline.js';
 import type {
   ClientOptions,
   ClientPayload,
@@ -50,11 +54,16 @@ export interface SocklineApi {
   state: ConnectionState;
   isConnected: boolean;
   /**
-   * Queues an event (see `SocklineClient.send`); returns its id, or `null` when the client does
-   * not exist yet: the event is then sent by the client as soon as it is created.
+   * Queues an event (see `SocklineClient.send`) and returns its id, which its `ack` event
+   * carries. Before the client exists the event waits in the provider and goes out first, in
+   * order, when the client is created; the id returned is the one it will have (a client numbers
+   * its sends 1, 2, 3, … and the provider is its only sender until then).
    */
-  send<K extends string>(name: K, data?: ClientPayload<K>): number | null;
-  /** `SocklineClient.request`, waiting for the client to exist first. */
+  send<K extends string>(name: K, data?: ClientPayload<K>): number;
+  /**
+   * `SocklineClient.request`, waiting for the client to exist first; rejects with code
+   * `init_failed` if the WASM module cannot be initialised.
+   */
   request<T = unknown, K extends string = string>(
     name: K,
     data?: ClientPayload<K>,
@@ -64,16 +73,27 @@ export interface SocklineApi {
   join(room: string): void;
   /** Undoes one `join(room)`; the client leaves when the last joiner leaves. */
   leave(room: string): void;
-  /** Closes the current socket (if any) and connects at once, with the backoff reset. */
+  /**
+   * `SocklineClient.reconnect()`: a new socket now with the backoff reset; queued sends and
+   * pending requests are kept (nothing is rejected).
+   */
   reconnect(): void;
 }
 
 export interface SocklineProviderProps {
   /**
-   * `new SocklineClient(options)`. Read once, when the client is created; to use other options,
-   * remount the provider (e.g. with a `key`). `getToken` is the exception: the latest one is called.
+   * `new SocklineClient(options)`. A change to any option but the functions (`url`, `key`,
+   * `token`, `backoff`, …) frees the client and creates a new one with the new options; the
+   * functions (`getToken`, `WebSocket`) are read when called, so passing a new function does not
+   * recreate the client (the latest `getToken` is the one called).
    */
   options: ClientOptions;
+  /**
+   * Where the WASM comes from, for bundlers and servers that cannot resolve
+   * `new URL('sockline_bg.wasm', import.meta.url)`: a URL, a `Response` (or a promise of one),
+   * the bytes, or a compiled `WebAssembly.Module`. Only the first provider's is used (once per page).
+   */
+  wasm?: InitInput | Promise<InitInput>;
   /** Call `connect()` once the client is created (default true). */
   autoConnect?: boolean;
   /** Rendered instead of the children until the client exists (default: the children). */
@@ -83,15 +103,45 @@ export interface SocklineProviderProps {
 
 let initPromise: Promise<unknown> | null = null;
 
-/** Initialises the WASM module once per page; later calls return the same promise. */
-export function initSockline(): Promise<unknown> {
+/** `c.send`, keeping the count of ids handed out (the client numbers sends 1, 2, 3, …). */
+function send(pending: { sent: number }, c: SocklineClient, name: string, data: unknown): number {
+  const id = c.send(name, data as never);
+  pending.sent = id;
+  return id;
+}
+
+/**
+ * Initialises the WASM module once per page; later calls return the same promise. `wasm` says
+ * where the module comes from (a URL, a `Response`, bytes or a `WebAssembly.Module`); by default
+ * it is fetched from next to the package's JS.
+ */
+export function initSockline(wasm?: InitInput | Promise<InitInput>): Promise<unknown> {
   if (!initPromise) {
-    initPromise = init().catch((e: unknown) => {
+    const input = wasm === undefined ? undefined : { module_or_path: wasm };
+    initPromise = init(input).catch((e: unknown) => {
       initPromise = null; // let a later provider try again
       throw e;
     });
   }
   return initPromise;
+}
+
+/** A key of the options without their functions: a change to it recreates the client. */
+function optionsKey(options: ClientOptions): string {
+  return JSON.stringify(options, (_key, value: unknown) =>
+    typeof value === 'function' ? undefined : value,
+  );
+}
+
+/** The error a request made before the client existed gets when the WASM cannot load. */
+function initFailed(cause: unknown): Error {
+  const err = new Error(
+    `sockline/react: the WASM module could not be initialised: ${String((cause as Error)?.message ?? cause)}`,
+  ) as Error & { code: string; cause: unknown };
+  err.name = 'SocklineError';
+  err.code = 'init_failed';
+  err.cause = cause;
+  return err;
 }
 
 const INITIAL: ConnectionInfo = {
@@ -124,10 +174,12 @@ export function SocklineProvider({
   options,
   autoConnect = true,
   fallback,
+  wasm,
   children,
 }: SocklineProviderProps): ReactElement {
   const optionsRef = useRef(options);
   optionsRef.current = options;
+  const key = optionsKey(options);
   const [client, setClient] = useState<SocklineClient | null>(null);
   const [info, setInfo] = useState<ConnectionInfo>(INITIAL);
 
@@ -135,9 +187,11 @@ export function SocklineProvider({
   // (which run before this provider's effect) is not lost.
   const pending = useRef({
     rooms: new Map<string, number>(),
-    sends: [] as Array<[string, unknown]>,
-    waiters: [] as Array<(c: SocklineClient) => void>,
+    sends: [] as Array<[number, string, unknown]>,
+    waiters: [] as Array<[(c: SocklineClient) => void, (e: unknown) => void]>,
     client: null as SocklineClient | null,
+    /** Ids handed out by `send()` (a new client numbers its sends from 1 again). */
+    sent: 0,
   }).current;
 
   useEffect(() => {
@@ -145,7 +199,7 @@ export function SocklineProvider({
     let created: SocklineClient | null = null;
     let offState: (() => void) | null = null;
     let offLeader: (() => void) | null = null;
-    initSockline().then(
+    initSockline(wasm).then(
       () => {
         // Under StrictMode the first effect is cleaned up before this runs: no client for it.
         if (cancelled) return;
@@ -153,6 +207,7 @@ export function SocklineProvider({
         if (opts.getToken) opts.getToken = () => optionsRef.current.getToken!();
         const c = new SocklineClient(opts);
         created = c;
+        pending.sent = 0;
         offState = c.onState((s: StateChange) =>
           setInfo({
             state: s.state,
@@ -165,15 +220,23 @@ export function SocklineProvider({
         );
         offLeader = c.on('leader_changed', ({ isLeader }) => setInfo((i) => ({ ...i, isLeader })));
         for (const room of pending.rooms.keys()) c.join(room);
-        for (const [name, data] of pending.sends.splice(0)) c.send(name, data as never);
+        for (const [promised, name, data] of pending.sends.splice(0)) {
+          const id = send(pending, c, name, data);
+          if (id !== promised) {
+            console.error(`sockline/react: a send queued before init got id ${id}, not ${promised}`);
+          }
+        }
         pending.client = c;
-        for (const w of pending.waiters.splice(0)) w(c);
+        for (const [resolve] of pending.waiters.splice(0)) resolve(c);
         setInfo({ ...INITIAL, state: c.state as ConnectionState, isLeader: c.isLeader });
         setClient(c);
         if (autoConnect) c.connect();
       },
       (e: unknown) => {
-        if (!cancelled) console.error('sockline/react: WASM init failed', e);
+        if (cancelled) return;
+        console.error('sockline/react: WASM init failed', e);
+        const err = initFailed(e);
+        for (const [, reject] of pending.waiters.splice(0)) reject(err);
       },
     );
     return () => {
@@ -187,25 +250,27 @@ export function SocklineProvider({
         setInfo(INITIAL);
       }
     };
-    // Created once per mount; option changes are read through optionsRef.
+    // Created once per mount and per options key; functions are read through optionsRef.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, [key]);
 
-  const controller = useMemo<Controller>(
+  // The commands do not change with the client, so effects that depend on them (`useRoom`) do
+  // not leave and re-join when the client appears.
+  const commands = useMemo<Omit<Controller, 'client'>>(
     () => ({
-      client,
       send(name, data) {
         const c = pending.client;
-        if (c) return c.send(name, data);
-        pending.sends.push([name, data]);
-        return null;
+        if (c) return send(pending, c, name, data);
+        pending.sent += 1;
+        pending.sends.push([pending.sent, name, data]);
+        return pending.sent;
       },
       request(name, data, opts) {
         const c = pending.client;
         if (c) return c.request(name, data, opts);
-        return new Promise<SocklineClient>((resolve) => pending.waiters.push(resolve)).then((c2) =>
-          c2.request(name, data, opts),
-        );
+        return new Promise<SocklineClient>((resolve, reject) =>
+          pending.waiters.push([resolve, reject]),
+        ).then((c2) => c2.request(name, data, opts));
       },
       join(room) {
         const n = pending.rooms.get(room) ?? 0;
@@ -222,14 +287,12 @@ export function SocklineProvider({
         }
       },
       reconnect() {
-        const c = pending.client;
-        if (!c) return;
-        if (c.state !== 'disconnected') c.disconnect();
-        c.connect();
+        pending.client?.reconnect();
       },
     }),
-    [client, pending],
+    [pending],
   );
+  const controller = useMemo<Controller>(() => ({ client, ...commands }), [client, commands]);
 
   const body = client === null && fallback !== undefined ? fallback : children;
   return createElement(
@@ -289,4 +352,18 @@ export function useSocklineEvent<K extends keyof EventMap>(
       }
     };
   }, [client, name]);
+}
+
+/**
+ * Joins `room` while mounted (and while `room` stays the same); reference-counted with every
+ * other `join`/`useRoom` of the provider, so the client leaves only when the last one does.
+ * `null` or `undefined` joins nothing.
+ */
+export function useRoom(room: string | null | undefined): void {
+  const { join, leave } = useContext(ControllerContext) ?? missingProvider();
+  useEffect(() => {
+    if (!room) return;
+    join(room);
+    return () => leave(room);
+  }, [room, join, leave]);
 }

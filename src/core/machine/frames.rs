@@ -2,6 +2,7 @@
 //! `auth_error`, `event` (durable with a contiguous seq, or volatile), `ack` (settled, refused
 //! for the moment, or a room refused), `error`, `ping`, `refreshed`.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::super::inbox::Arrival;
@@ -38,8 +39,8 @@ impl Connection {
             } => self.handle_authenticated(
                 now,
                 Authenticated {
-                    user_id,
-                    session,
+                    user_id: user_id.into_owned(),
+                    session: session.into_owned(),
                     heartbeat_ms,
                     resumed,
                     missed,
@@ -48,20 +49,28 @@ impl Connection {
                 },
             ),
             IncomingFrame::AuthError { code, message } => {
-                self.handle_auth_error(now, code, message)
+                self.handle_auth_error(now, code.into_owned(), message.into_owned())
             }
             IncomingFrame::Event {
                 seq, event, data, ..
-            } => self.handle_event(now, seq, event, Payload::from_valid(data)),
+            } => self.handle_event(now, seq, event, data),
             IncomingFrame::Ack {
                 id,
                 ok,
                 data,
                 error,
-            } => self.handle_ack(now, id, ok, data.map(Payload::from_valid), error),
+            } => self.handle_ack(
+                now,
+                id,
+                ok,
+                data.map(|d| Payload::from_valid(d.to_owned())),
+                error,
+            ),
             IncomingFrame::Error { code, message } => {
-                self.events
-                    .push_back(Event::Error(ClientError::Server { code, message }));
+                self.events.push_back(Event::Error(ClientError::Server {
+                    code: code.into_owned(),
+                    message: message.into_owned(),
+                }));
             }
             IncomingFrame::Ping { t, rtt_ms } => {
                 if let Some(rtt) = rtt_ms {
@@ -101,26 +110,24 @@ impl Connection {
         self.fail(now, failure);
     }
 
-    fn handle_event(&mut self, now: Instant, seq: Option<u64>, event: String, data: Payload) {
+    /// An `event` frame; its name and payload are copied out of the frame only when delivered.
+    fn handle_event(&mut self, now: Instant, seq: Option<u64>, event: Cow<'_, str>, data: &str) {
         if !self.link.is_live() {
             return self.unexpected("event");
         }
+        let message = |seq| Event::Message {
+            event: event.into_owned(),
+            data: Payload::from_valid(data.to_owned()),
+            seq,
+        };
         let Some(seq) = seq else {
             // Volatile: live only, never acknowledged or replayed.
-            self.events.push_back(Event::Message {
-                event,
-                data,
-                seq: None,
-            });
+            self.events.push_back(message(None));
             return;
         };
         match self.inbox.accept(seq) {
             Arrival::Deliver => {
-                self.events.push_back(Event::Message {
-                    event,
-                    data,
-                    seq: Some(seq),
-                });
+                self.events.push_back(message(Some(seq)));
                 if self.inbox.unacked() >= self.config.ack_batch {
                     self.flush_inbox_ack();
                 } else if !self.timers.is_set(Timer::AckFlush) {

@@ -119,7 +119,7 @@ impl Connection {
         let error = match failure {
             Failure::Retryable(error) => error,
             Failure::Fatal(reason) => {
-                self.drop_link(&reason.to_string());
+                self.drop_link(&reason.message());
                 if was_connected {
                     self.reconnects += 1;
                 }
@@ -127,7 +127,7 @@ impl Connection {
                 return self.set_state(now, ConnectionState::Disconnected { reason }, cause);
             }
         };
-        self.drop_link(&error.to_string());
+        self.drop_link(&error.message());
         self.last_error = Some(error.clone());
         if was_connected {
             self.reconnects += 1;
@@ -143,7 +143,7 @@ impl Connection {
         {
             let reason = DisconnectReason::RetriesExhausted {
                 retries: self.retries,
-                last_error: error.to_string(),
+                last_error: error.message(),
             };
             let cause = Cause::Stopped(reason.clone());
             return self.set_state(now, ConnectionState::Disconnected { reason }, cause);
