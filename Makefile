@@ -177,7 +177,7 @@ test-python: ## Run the Python wire-protocol tests (tests/python, pytest in .ven
 # it says so and exits 0. `make test` replays every corpus file and every crash ever found on
 # stable (tests/fuzz_corpus.rs, part of `cargo test --all-features`). See fuzz/README.md.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= frame json core
+FUZZ_TARGETS ?= frame json core server
 .PHONY: fuzz fuzz-merge
 fuzz: ## Run every fuzz target for FUZZ_SECONDS (600) s each on nightly (fuzz/run.sh); skips, saying so, without nightly
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh run

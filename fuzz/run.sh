@@ -2,7 +2,7 @@
 # Runs the cargo-fuzz targets (`make fuzz`), or folds what they found into the committed
 # corpora (`make fuzz-merge`). See fuzz/README.md.
 #
-#   fuzz/run.sh run     each of $FUZZ_TARGETS (frame json core) for $FUZZ_SECONDS (600) s, one at
+#   fuzz/run.sh run     each of $FUZZ_TARGETS (frame json core server) for $FUZZ_SECONDS (600) s, one at
 #                       a time; new inputs go to fuzz/work/corpus/<t>/ (fuzz/corpus/<t>/ is read
 #                       only), crashes to fuzz/artifacts/<t>/; prints executions and crashes per
 #                       target and fails if any target crashed.
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-run}
 seconds=${FUZZ_SECONDS:-600}
-targets=${FUZZ_TARGETS:-frame json core}
+targets=${FUZZ_TARGETS:-frame json core server}
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     echo "fuzz: SKIPPED, no nightly toolchain here (cargo fuzz needs one: rustup toolchain install nightly)."

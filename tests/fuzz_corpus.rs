@@ -7,9 +7,13 @@ use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+mod fuzz_seeds;
+
 use sockline::fuzzing::script::{Script, Step};
+use sockline::fuzzing::server_script::{ServerScript, ServerStep};
 use sockline::fuzzing::TARGETS;
+
+use self::fuzz_seeds::{core_scripts, is_frame, json_literals, server_scripts};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -78,6 +82,7 @@ replays! {
     frame_corpus_and_regressions_pass: "frame",
     json_corpus_and_regressions_pass: "json",
     core_corpus_and_regressions_pass: "core",
+    server_corpus_and_regressions_pass: "server",
 }
 
 #[test]
@@ -113,6 +118,22 @@ fn corpora_and_targets_name_the_same_checks() {
 }
 
 #[test]
+fn server_scripts_read_back_as_written() {
+    for script in server_scripts(&[r#"{"type":"pong","t":1}"#.to_owned()]) {
+        assert_eq!(ServerScript::parse(&script.to_bytes()), script);
+    }
+    for op in 0..=255u8 {
+        let input = [0, op, 0, 0, 1, 1, 1];
+        let mut first = ServerScript::parse(&input);
+        first.steps.truncate(1);
+        let written = first.to_bytes();
+        assert!(written.len() > 1, "op {op} read as nothing");
+        assert_eq!(written[1], op % 12, "op {op}");
+        assert_eq!(written[2..], input[2..written.len()], "op {op}");
+    }
+}
+
+#[test]
 fn core_scripts_read_back_as_written() {
     for script in core_scripts(&[r#"{"type":"ping","t":1}"#.to_owned()]) {
         assert_eq!(Script::parse(&script.to_bytes()), script);
@@ -133,248 +154,6 @@ fn core_scripts_read_back_as_written() {
 }
 
 // ---- the seed corpora ---------------------------------------------------------------------
-
-/// The JSON texts in the raw string literals of the crate's tests (`r#"…"#`; `format!`
-/// templates with their placeholders filled in).
-fn json_literals() -> BTreeSet<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sources = Vec::new();
-    let mut dirs = vec![root.join("tests"), root.join("src")];
-    while let Some(dir) = dirs.pop() {
-        for path in std::fs::read_dir(&dir)
-            .expect("a source directory")
-            .flatten()
-        {
-            let path = path.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                sources.push(std::fs::read_to_string(&path).expect("a source file"));
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    for source in sources {
-        let mut rest = source.as_str();
-        while let Some(start) = rest.find("r#\"") {
-            let body = &rest[start + 3..];
-            let Some(end) = body.find("\"#") else { break };
-            let literal = &body[..end];
-            rest = &body[end + 2..];
-            for fill in ["1", "", "\"x\""] {
-                let text = unformat(literal, fill);
-                if serde_json::from_str::<Value>(&text).is_ok() {
-                    out.insert(text);
-                    break;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A `format!` template as text: `{{` and `}}` unescaped, each placeholder replaced by `fill`.
-fn unformat(template: &str, fill: &str) -> String {
-    if !template.contains("{{") {
-        return template.to_owned();
-    }
-    let mut out = String::new();
-    let mut chars = template.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('{', Some('{')) | ('}', Some('}')) => {
-                chars.next();
-                out.push(c);
-            }
-            ('{', _) => {
-                for c in chars.by_ref() {
-                    if c == '}' {
-                        break;
-                    }
-                }
-                out.push_str(fill);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// A JSON object with a string `type`: a frame (client frames and unknown types too: the decoder
-/// must refuse them, and their shapes are good material for the fuzzer).
-fn is_frame(text: &str) -> bool {
-    matches!(
-        serde_json::from_str::<Value>(text),
-        Ok(Value::Object(map)) if map.get("type").is_some_and(Value::is_string)
-    )
-}
-
-fn hello(flags: u8, expires: u8, limits: u8) -> Step {
-    Step::Authenticated {
-        flags,
-        session: 0,
-        missed: 0,
-        heartbeat: 30,
-        expires,
-        limits,
-    }
-}
-
-fn script(config: u8, steps: Vec<Step>) -> Script {
-    let delays = [0u8, 3, 10, 0, 40, 0, 1, 16, 0, 5];
-    Script {
-        config,
-        seed: 7,
-        steps: steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (delays[i % delays.len()], s))
-            .collect(),
-    }
-}
-
-/// Scripts that reach the states worth fuzzing from: each real server frame on a live link,
-/// and the scenarios the script tests walk (sends and acks, rate limits, gaps and resume, the
-/// token lifecycle, disconnect with requests in flight, restored sends, page visibility).
-fn core_scripts(frames: &[String]) -> Vec<Script> {
-    use Step::*;
-    let live = || vec![Connect, Token(0), Opened, hello(0, 0, 0)];
-    let mut out = Vec::new();
-    for frame in frames {
-        let mut steps = live();
-        steps.extend([
-            Event(1),
-            Frame(frame.as_bytes().to_vec()),
-            Timeout,
-            Frame(frame.as_bytes().to_vec()),
-            Closed(1006),
-            Timeout,
-            Token(0),
-            Opened,
-            hello(1, 0, 0),
-        ]);
-        out.push(script(0, steps));
-    }
-    let scenarios = [
-        (0, {
-            let mut s = vec![
-                Send(vec![]),
-                Send(b"{\"text\":\"hi\"}".to_vec()),
-                Send(vec![]),
-            ];
-            s.extend(live());
-            s.extend([
-                Ack {
-                    id: 1,
-                    code: 1,
-                    retry: 0,
-                },
-                Ack {
-                    id: 2,
-                    code: 2,
-                    retry: 20,
-                },
-                Timeout,
-                Ack {
-                    id: 2,
-                    code: 1,
-                    retry: 0,
-                },
-                Ack {
-                    id: 3,
-                    code: 6,
-                    retry: 0,
-                },
-            ]);
-            s
-        }),
-        (32, {
-            let mut s = live();
-            s.extend([Event(1), Event(1), Event(0), Event(1), Event(9), Timeout]);
-            s.extend([Token(0), Opened, hello(1, 0, 0), Event(1), Timeout]);
-            s
-        }),
-        (0, {
-            let mut s = vec![Connect, Token(0), Opened, hello(0, 60, 10)];
-            s.extend([
-                Timeout,
-                Token(2),
-                Refreshed(120),
-                Timeout,
-                Token(0),
-                AuthError(1),
-            ]);
-            s.extend([
-                Timeout,
-                Token(0),
-                Opened,
-                hello(0, 1, 0),
-                Closed(4002),
-                Timeout,
-            ]);
-            s
-        }),
-        (4, {
-            let mut s = live();
-            s.extend([
-                Request(5),
-                Join(1),
-                Disconnect,
-                Event(1),
-                Timeout,
-                Connect,
-                Token(0),
-            ]);
-            s.extend([Opened, AuthError(0), Connect, Reconnect]);
-            s
-        }),
-        (2, {
-            let mut s = vec![
-                ResumeFrom { session: 0, seq: 4 },
-                RestoreSend { id: 7, owner: 2 },
-                RestoreSend { id: 3, owner: 1 },
-                Send(vec![]),
-            ];
-            s.extend(live());
-            s.extend([
-                Event(1),
-                Ack {
-                    id: 3,
-                    code: 1,
-                    retry: 0,
-                },
-            ]);
-            s
-        }),
-        (1 | 64, {
-            let mut s = vec![Env(3), Connect, Timeout, Env(2), Opened, hello(2, 0, 0)];
-            s.extend([
-                Env(1),
-                Timeout,
-                Env(0),
-                Timeout,
-                Opened,
-                Stale { socket: 1, what: 2 },
-            ]);
-            s.extend([Binary, TransportError, Timeout, Ping(12), ServerError]);
-            s
-        }),
-        (4 | 8, {
-            let mut s = vec![Connect];
-            for _ in 0..8 {
-                s.extend([Token(1), Timeout, Token(0), Closed(1013), Timeout]);
-            }
-            s.extend([Token(0), Opened, Timeout, Closed(4008)]);
-            s
-        }),
-    ];
-    out.extend(
-        scenarios
-            .into_iter()
-            .map(|(config, steps)| script(config, steps)),
-    );
-    out
-}
 
 /// A stable file name for `data` (FNV-1a), as libFuzzer names its files by content.
 fn name(data: &[u8]) -> String {
@@ -403,7 +182,11 @@ fn write_seed_corpora() {
     let json = write_all("json", literals.iter().map(|t| t.as_bytes().to_vec()));
     let frame = write_all("frame", frames.iter().map(|t| t.as_bytes().to_vec()));
     let core = write_all("core", core_scripts(&frames).iter().map(Script::to_bytes));
-    println!("seeds: json {json}, frame {frame}, core {core}");
+    let server = write_all(
+        "server",
+        server_scripts(&frames).iter().map(ServerScript::to_bytes),
+    );
+    println!("seeds: json {json}, frame {frame}, core {core}, server {server}");
 }
 
 /// Runs one input by hand: `FUZZ_TARGET=core FUZZ_INPUT=fuzz/artifacts/core/crash-… cargo test
@@ -429,6 +212,18 @@ fn run_one() {
                     other => format!("{other:?}"),
                 };
                 println!("+{:>6} ms  {step}", u64::from(*delay).pow(2) * 4);
+            }
+        }
+        "server" => {
+            let script = ServerScript::parse(&data);
+            println!("config {:#05b}", script.config);
+            for step in &script.steps {
+                match step {
+                    ServerStep::Text { to, text } => {
+                        println!("{to} Text({:?})", String::from_utf8_lossy(text))
+                    }
+                    other => println!("{other:?}"),
+                }
             }
         }
         _ => println!("{:?}", String::from_utf8_lossy(&data)),

@@ -6,21 +6,32 @@
 //! - [`frame()`]: the client's frame decoder against the serde [`ServerFrame`](crate::protocol::ServerFrame).
 //! - [`json()`]: the JSON scanner against `serde_json`.
 //! - [`core()`]: the core driven by a script decoded from the bytes ([`script`]).
+//! - [`server()`]: the reference server's frame handler and auth, driven by a script of frames
+//!   on an authenticated and an unauthenticated socket ([`server_script`]), watched for panics,
+//!   malformed replies and any effect on another user.
 
 mod connection;
 mod frame;
 mod json;
 pub mod script;
+mod server;
+pub mod server_script;
 
 pub use self::connection::core;
 pub use self::frame::frame;
 pub use self::json::json;
+pub use self::server::server;
 
 /// A check: runs one input, panics when a property is broken.
 pub type Check = fn(&[u8]);
 
 /// Every check by its fuzz target's name (`fuzz/fuzz_targets/<name>.rs`, `fuzz/corpus/<name>/`).
-pub const TARGETS: &[(&str, Check)] = &[("frame", frame), ("json", json), ("core", core)];
+pub const TARGETS: &[(&str, Check)] = &[
+    ("frame", frame),
+    ("json", json),
+    ("core", core),
+    ("server", server),
+];
 
 /// The bytes as text, the way a WebSocket text frame reaches the code: invalid UTF-8 never
 /// does (the transport closes with 1007), so it is replaced rather than skipped, which keeps

@@ -35,6 +35,8 @@ mod frames;
 mod gate;
 mod handlers;
 mod handshake;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod harness;
 mod http;
 mod hub;
 mod listener;
