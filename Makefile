@@ -194,6 +194,19 @@ test-python: ## Run the Python wire-protocol tests (tests/python, pytest in .ven
 	$(CARGO) build --features server --bin sockline-server
 	SOCKLINE_SERVER_BIN=$(SERVER_BIN) timeout 300 .venv/bin/python -m pytest -q tests/python
 
+# Fuzzing (fuzz/: cargo-fuzz + libFuzzer, nightly only): each target for FUZZ_SECONDS (600) s,
+# one at a time; prints executions and crashes per target and fails on a crash. Without nightly
+# it says so and exits 0. `make test` replays every corpus file and every crash ever found on
+# stable (tests/fuzz_corpus.rs, part of `cargo test --all-features`). See fuzz/README.md.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= frame json core server
+.PHONY: fuzz fuzz-merge
+fuzz: ## Run every fuzz target for FUZZ_SECONDS (600) s each on nightly (fuzz/run.sh); skips, saying so, without nightly
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh run
+
+fuzz-merge: ## Fold the inputs `make fuzz` found into fuzz/corpus/ (only those that add coverage)
+	FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh merge
+
 # Not part of `test`: a side-by-side load benchmark of the reference server against a bare
 # tokio-tungstenite server, `ws` and socket.io (scripts/bench-server.sh says what it does and
 # how to change N, the servers and the repeats).

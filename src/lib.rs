@@ -35,6 +35,9 @@ pub(crate) mod message;
 pub mod protocol;
 pub mod shell;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]

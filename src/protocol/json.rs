@@ -85,7 +85,7 @@ pub fn object_fields<'a>(
 
 /// Splits a JSON object into its members, in order: each key (unescaped) with its value's raw
 /// text. Duplicate keys are kept.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError> {
     let mut out = Vec::new();
     members(text, &mut |key, raw| out.push((key, raw)))?;
@@ -139,7 +139,7 @@ pub fn parse_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {
 }
 
 /// Reads a JSON string (`raw` is its text, quotes included) into its value.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn parse_string(raw: &str) -> Result<String, JsonError> {
     parse_str(raw).map(Cow::into_owned)
 }

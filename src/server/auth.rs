@@ -88,6 +88,7 @@ impl AuthFailure {
 pub(crate) fn verify(secret: &str, token: &str) -> Result<Verified, AuthFailure> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
+    // PROTOCOL.md §7: a token not yet valid (`nbf` in the future) is `invalid_token`.
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
     match jsonwebtoken::decode::<Claims>(

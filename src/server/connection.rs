@@ -326,7 +326,10 @@ impl Live<'_> {
             Message::Binary(_) => {
                 return self.invalid_frame("binary frames are not supported").await
             }
-            Message::Close(_) => return Flow::Gone,
+            Message::Close(_) => {
+                answer_close(self.ws).await;
+                return Flow::Gone;
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Flow::Continue,
         };
         if text.len() > self.ctx.config.max_frame_bytes {
@@ -457,6 +460,12 @@ async fn send_frame(ws: &mut Socket, frame: Utf8Bytes) -> bool {
     )
 }
 
+/// Answers the peer's close frame (RFC 6455 §5.5.1): tungstenite queues the reply when it reads
+/// the close and writes it on the next flush, which a socket that stops here would never do.
+pub(crate) async fn answer_close(ws: &mut Socket) {
+    let _ = timeout(IO_TIMEOUT, ws.flush()).await;
+}
+
 /// Sends a close frame, then reads until the peer's reply (or a timeout) so the TCP connection
 /// ends cleanly instead of with a reset.
 pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
@@ -466,6 +475,9 @@ pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
     };
     let sent = timeout(IO_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
     if !matches!(sent, Ok(Ok(()))) {
+        // The peer's close came first (the frame that broke a limit was its close): tungstenite
+        // refuses a second close, but the reply it queued still has to go out.
+        answer_close(ws).await;
         return;
     }
     let _ = timeout(CLOSE_WAIT, async {

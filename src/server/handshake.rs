@@ -16,7 +16,9 @@ use tracing::{debug, info, warn};
 use futures::StreamExt;
 
 use super::auth::{self, Verified};
-use super::connection::{close, on_receive_error, send_text, ConnContext, Flow, Socket};
+use super::connection::{
+    answer_close, close, on_receive_error, send_text, ConnContext, Flow, Socket,
+};
 use super::hub::Attached;
 use super::logsafe::Clean;
 use super::Mode;
@@ -217,7 +219,10 @@ async fn await_auth(ws: &mut Socket, ctx: &mut ConnContext) -> Option<AuthReques
                 }
             }
             Message::Binary(_) => Refused::Frame("the first frame must be auth"),
-            Message::Close(_) => return None,
+            Message::Close(_) => {
+                answer_close(ws).await;
+                return None;
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         debug!(conn = %ctx.id, peer = %ctx.ticket.peer, ?refused, "auth refused");

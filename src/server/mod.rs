@@ -37,6 +37,8 @@ mod frames;
 mod gate;
 mod handlers;
 mod handshake;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod harness;
 mod http;
 mod hub;
 mod listener;

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -223,6 +224,26 @@ impl WsClient {
             .send(Message::Text(text.into()))
             .await
             .expect("send a text frame");
+    }
+
+    /// Sends a close frame with this code.
+    pub async fn send_close(&mut self, code: u16) {
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "".into(),
+        };
+        self.ws
+            .send(Message::Close(Some(frame)))
+            .await
+            .expect("send a close frame");
+    }
+
+    /// Sends a ping frame.
+    pub async fn send_ping(&mut self) {
+        self.ws
+            .send(Message::Ping(vec![1].into()))
+            .await
+            .expect("send a ping");
     }
 
     /// Sends a raw binary frame.

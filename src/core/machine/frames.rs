@@ -212,6 +212,10 @@ impl Connection {
         data: Option<Payload>,
         error: Option<ErrorBody>,
     ) {
+        if !self.link.is_live() {
+            // Before `authenticated` the server knows no user, so no ack can be its answer.
+            return self.unexpected("ack");
+        }
         let error = error.unwrap_or_else(|| ErrorBody::new("rejected", ""));
         if !ok && error.code == "rate_limited" {
             // Not processed: it and everything behind it go out again, in place, same ids.
