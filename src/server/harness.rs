@@ -21,6 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use tower::ServiceExt;
 
 pub(crate) use super::auth::verify;
+use super::broker::Backend;
 use super::gate::Gate;
 use super::hub::Hub;
 use super::session::ConnId;
@@ -59,7 +60,7 @@ impl Harness {
     pub(crate) fn new(config: ServerConfig) -> Harness {
         let config = Arc::new(config);
         let stats = Arc::new(Stats::default());
-        let hub = Arc::new(Hub::new(&config, stats.clone()));
+        let hub = Arc::new(Hub::new(&config, stats.clone(), Backend::Memory));
         let gate = Arc::new(Gate::new(
             config.max_connections,
             config.max_unauthed_per_ip,
