@@ -48,6 +48,9 @@ doc: ## Build the docs, rustdoc warnings as errors
 # comments, the .js are minified (esbuild); js/'s npm packages are installed once. Then
 # package.json (scripts/pkg-json.mjs) and the size (`make size` checks it against the budget).
 # wasm-pack is not used: it would try to download tools.
+# scripts/wasm-trap-panics.mjs turns panics and allocation failures into an immediate trap (what
+# they end in anyway on this target: std's message goes to a stderr wasm32 lacks), which leaves
+# core::fmt out of the package; it uses binaryen's JS API (tools/).
 # wasm-opt is binaryen's npm build (tools/, pinned; a JS/wasm program, nothing native is
 # downloaded); Debian's binaryen 108 is older than the features rustc enables for wasm32
 # (multivalue included); the target_features section is metadata only and is dropped.
@@ -61,7 +64,8 @@ pkg: ## Build the npm package in pkg/ (offline once js/ and tools/ have their np
 	$(CARGO) build --lib --profile wasm --target $(WASM_TARGET)
 	rm -rf pkg
 	mkdir pkg
-	$(WASM_OPT) $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm/sockline.wasm -o pkg/sockline_bg.wasm
+	node scripts/wasm-trap-panics.mjs target/$(WASM_TARGET)/wasm/sockline.wasm target/$(WASM_TARGET)/wasm/sockline.trapping.wasm
+	$(WASM_OPT) $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm/sockline.trapping.wasm -o pkg/sockline_bg.wasm
 	cd js && node_modules/.bin/tsc -p tsconfig.json --emitDeclarationOnly && \
 		node_modules/.bin/tsc -p tsconfig.json --declaration false --removeComments
 	cd pkg && for f in $(PKG_JS); do \
