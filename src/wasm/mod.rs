@@ -14,8 +14,10 @@ mod abi;
 mod options;
 mod out;
 
-/// The allocator: talc instead of Rust's default dlmalloc. Safe to construct: its `const fn`
-/// refuses to compile for anything but single-threaded wasm (no `atomics`), which is what this
-/// package is; memory comes from `memory.grow` as the heap needs it.
+/// The allocator: lol_alloc's free list instead of Rust's default dlmalloc (and of talc: both
+/// are several hundred bytes larger gzipped). First fit over an address-ordered list whose
+/// neighbours coalesce on free; memory comes from `memory.grow` as the heap needs it. The lock
+/// is a spin flag that single-threaded wasm never contends.
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
