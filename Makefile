@@ -122,9 +122,9 @@ demo: www server ## Build everything and serve the demo on 127.0.0.1 (PORT=8080 
 	exec $(SERVER_BIN) --dev --static-dir www/dist --addr 127.0.0.1:$(PORT)
 
 # playwright-core drives Debian's /usr/bin/chromium (nothing is downloaded); every server listens
-# on an OS-chosen 127.0.0.1 port; the runner stops everything itself (150 s overall deadline).
+# on an OS-chosen 127.0.0.1 port; the runner stops everything itself (270 s overall deadline).
 # www/dist-dev is a development build: React's StrictMode double mount only happens there.
-E2E := timeout 240 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --dist-dev www/dist-dev
+E2E := timeout 330 node www/e2e/run.mjs --server $(SERVER_BIN) --dist www/dist --dist-dev www/dist-dev
 www-dev: www
 	cd www && NODE_ENV=development node_modules/.bin/vite build --mode development --outDir dist-dev --logLevel warn
 
@@ -138,14 +138,33 @@ test-e2e: www www-dev server ## Run the demo's end-to-end tests (www/e2e/run.mjs
 docs-screenshot: www www-dev server ## Retake docs/demo.png (the e2e tests, with the demo screenshot)
 	$(E2E) --docs-screenshot docs/demo.png
 
-# Tab sharing and the durable outbox (issue 12): several pages of one origin run the bare page
+# Tab sharing and the durable outbox (issue 12), token refresh and expiry in the browser: several pages of one origin run the bare page
 # www/e2e/tabs/ (pkg/ and the page are served by playwright's routing, so a reload works offline)
 # against the reference server; www/e2e/tabs.mjs stops everything itself (180 s overall deadline).
 test-tabs: pkg server ## Run the tab-sharing and durable-outbox tests (www/e2e/tabs.mjs) in headless Chromium
 	scripts/setup.sh --www --browser
 	timeout 240 node www/e2e/tabs.mjs --server $(SERVER_BIN) --pkg pkg
 
-test: setup fmt-check lint doc test-native test-wasm pkg test-browser test-types test-tabs test-e2e soak test-python size ## Everything CI runs: setup, then all checks and tests, in order
+test: setup fmt-check lint doc test-native test-wasm pkg test-browser test-types test-tabs test-e2e test-next test-node soak test-python size ## Everything CI runs: setup, then all checks and tests, in order
+
+# The Next.js example (examples/nextjs/: App Router, a server component rendering sockline/react's
+# provider, client components with its hooks; pkg/ installed as a copy, as from a registry):
+# `npm run build` (a copy of the .wasm into public/ for /public-wasm, then `next build`: Turbopack,
+# with its type check; telemetry off), then examples/nextjs/e2e/run.mjs serves it with
+# `next start` against the reference server and drives Chromium (90 s deadline).
+NEXT_ENV := NEXT_TELEMETRY_DISABLED=1
+.PHONY: test-next
+test-next: pkg server ## Build the Next.js example and test it in headless Chromium against the reference server
+	scripts/setup.sh --next --browser
+	cd examples/nextjs && $(NEXT_ENV) timeout 300 npm run --silent build
+	$(NEXT_ENV) timeout 120 node examples/nextjs/e2e/run.mjs --server $(SERVER_BIN)
+
+# sockline in Node (examples/node/: pkg/ installed as a copy, `ws` as the WebSocket): node:test
+# against the reference server, which the test starts, kills and restarts itself.
+.PHONY: test-node
+test-node: pkg server ## Run the Node test (examples/node: init(), ws, a /notify, reconnect after a server kill)
+	scripts/setup.sh --node
+	cd examples/node && SOCKLINE_SERVER_BIN=../../$(SERVER_BIN) timeout 120 node --test client.test.mjs
 
 # The churn soak (examples/soak.rs), 60 s against the debug server it starts itself: clients
 # connect, join, send, get /notify fan-out, are cut through FaultProxy and resume, and are

@@ -105,8 +105,12 @@ struct Args {
     /// The server binary to start (with --dev on 127.0.0.1:0) when --server is not given.
     #[arg(long, default_value = "target/release/sockline-server")]
     server_bin: PathBuf,
-    /// Extra arguments for the started server.
-    #[arg(long, default_values_t = ["--heartbeat-ms".to_owned(), "5000".to_owned(), "--replay-age-ms".to_owned(), "30000".to_owned()], allow_hyphen_values = true, num_args = 1..)]
+    /// Extra arguments for the started server. The send-id memory is kept 120 s after a
+    /// client's last send (4× the 30 s replay window) instead of the default day: every client
+    /// generation of the churn brings a new client id, and with a day's retention a 10-minute
+    /// run only ever sees that bounded memory (`--dedupe-budget-bytes`) filling up, never the
+    /// steady state a day-old server is in.
+    #[arg(long, default_values_t = ["--heartbeat-ms".to_owned(), "5000".to_owned(), "--replay-age-ms".to_owned(), "30000".to_owned(), "--dedupe-retention".to_owned(), "120".to_owned()], allow_hyphen_values = true, num_args = 1..)]
     server_args: Vec<String>,
     /// A running server's address instead of starting one.
     #[arg(long, value_name = "HOST:PORT")]
@@ -266,7 +270,7 @@ fn print_drift(
         window.as_secs_f64(),
         samples.len()
     );
-    let metrics: [(&str, Metric, bool); 6] = [
+    let metrics: [(&str, Metric, bool); 8] = [
         ("rss (/proc)", |s| s.rss_bytes, true),
         ("open fds", |s| s.fds, true),
         // What a leak would grow: fds that are not a live WebSocket.
@@ -278,6 +282,8 @@ fn print_drift(
         ("tasks (/health)", |s| s.tasks, true),
         ("rss (/health)", |s| s.health_rss, false),
         ("connections", |s| s.connections, false),
+        ("dedupe (/health)", |s| s.dedupe_bytes, false),
+        ("replay (/health)", |s| s.replay_bytes, false),
     ];
     let mut ok = true;
     for (name, metric, bounded) in metrics {

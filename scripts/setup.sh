@@ -2,12 +2,13 @@
 # Install everything `make test` needs. Idempotent: each step checks first and is
 # skipped when already satisfied, printing one short line either way.
 #
-# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --tools | --python]...
+# Usage: scripts/setup.sh [--all | --rust | --browser | --npm | --js | --www | --tools | --next | --node | --python]...
 #   --rust     wasm32 target + wasm-bindgen-cli (version pinned by Cargo.lock)
 #   --browser  Debian packages for browser tests: chromium, chromium-driver
-#   --npm      npm dependencies of js/, www/ and tools/ (when they exist)
+#   --npm      npm dependencies of js/, www/, tools/ and the examples (when they exist)
 #   --js, --www  only those of js/ (builds sockline/react) / www/ (the demo; needs pkg/ first)
 #   --tools    only those of tools/: binaryen's wasm-opt and esbuild (npm builds) for `make pkg`
+#   --next, --node  only those of examples/nextjs/ / examples/node/ (need pkg/ first)
 #   --python   a virtualenv in .venv with tests/python/requirements.txt (websockets, pytest)
 #   --all      all of the above (the default when no flag is given)
 set -euo pipefail
@@ -70,19 +71,45 @@ setup_browser_deps() {
         chromium chromium-driver
 }
 
+# Whether $1/node_modules/sockline is a copy of pkg/ (npm's install-links, as a registry install
+# would be: the examples use it) that is missing or differs from pkg/. A symlink (www/) is never stale.
+stale_pkg_copy() {
+    local copy="$1/node_modules/sockline"
+    [[ -L "$copy" ]] && return 1
+    [[ ! -d "$copy" ]] || ! diff -rq pkg "$copy" >/dev/null
+}
+
 setup_npm_dir() {
     local dir="$1"
     if [[ ! -f "$dir/package.json" ]]; then
         log "npm $dir/: no package.json, skipping"
         return
     fi
-    # www/ depends on the built package (file:../pkg): `make pkg` first, then `setup.sh --www`.
-    if grep -q '"file:../pkg"' "$dir/package.json" && [[ ! -f pkg/package.json ]]; then
-        log "npm $dir/: pkg/ not built yet, skipping (make pkg installs it)"
-        return
+    # www/ and the examples depend on the built package (file:../pkg, file:../../pkg): `make pkg`
+    # first, then `setup.sh --www` (or --next, --node).
+    local uses_pkg=0
+    if grep -Eq '"file:(\.\./)+pkg"' "$dir/package.json"; then
+        uses_pkg=1
+        if [[ ! -f pkg/package.json ]]; then
+            log "npm $dir/: pkg/ not built yet, skipping (make pkg installs it)"
+            return
+        fi
     fi
     if [[ -d "$dir/node_modules" && ( ! -f "$dir/package-lock.json" || "$dir/node_modules" -nt "$dir/package-lock.json" ) ]]; then
-        log "npm $dir/: node_modules up to date"
+        if [[ $uses_pkg -eq 1 ]] && stale_pkg_copy "$dir"; then
+            # npm takes a file: copy with an unchanged version for up to date: make it copy again.
+            log "npm $dir/: node_modules up to date but its copy of pkg/ is not: reinstalling sockline"
+            rm -rf "$dir/node_modules/sockline"
+            (cd "$dir" && npm install --no-save --no-audit --no-fund)
+            touch "$dir/node_modules"
+            if stale_pkg_copy "$dir"; then
+                echo "setup: $dir/node_modules/sockline still differs from pkg/ (a file pkg/package.json does not ship?):" >&2
+                diff -rq pkg "$dir/node_modules/sockline" >&2 || true
+                exit 1
+            fi
+        else
+            log "npm $dir/: node_modules up to date"
+        fi
         return
     fi
     if [[ -f "$dir/package-lock.json" ]]; then
@@ -116,21 +143,23 @@ setup_python_venv() {
 }
 
 main() {
-    local rust=0 browser=0 js=0 www=0 tools=0 python=0
+    local rust=0 browser=0 js=0 www=0 tools=0 next=0 node=0 python=0
     if [[ $# -eq 0 ]]; then
         set -- --all
     fi
     for arg in "$@"; do
         case "$arg" in
-            --all) rust=1 browser=1 js=1 www=1 tools=1 python=1 ;;
+            --all) rust=1 browser=1 js=1 www=1 tools=1 next=1 node=1 python=1 ;;
             --rust) rust=1 ;;
             --browser) browser=1 ;;
-            --npm) js=1 www=1 tools=1 ;;
+            --npm) js=1 www=1 tools=1 next=1 node=1 ;;
             --js) js=1 ;;
             --www) www=1 ;;
             --tools) tools=1 ;;
+            --next) next=1 ;;
+            --node) node=1 ;;
             --python) python=1 ;;
-            -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) echo "setup: unknown option: $arg" >&2; exit 2 ;;
         esac
     done
@@ -149,6 +178,12 @@ main() {
     fi
     if [[ $tools -eq 1 ]]; then
         setup_npm_dir tools
+    fi
+    if [[ $next -eq 1 ]]; then
+        setup_npm_dir examples/nextjs
+    fi
+    if [[ $node -eq 1 ]]; then
+        setup_npm_dir examples/node
     fi
     if [[ $python -eq 1 ]]; then
         setup_python_venv

@@ -59,7 +59,17 @@ async fn until_state(states: &mut StateStream, name: &str, limit: Duration) -> V
     seen
 }
 
-async fn notify(addr: SocketAddr, body: serde_json::Value) -> serde_json::Value {
+/// Polls `done` every 10 ms until it holds or `limit` has passed.
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `POST /notify` of a `new_notification` with `data` to alice.
+async fn notify(addr: SocketAddr, data: serde_json::Value) -> serde_json::Value {
+    let body = json!({"user": "alice", "event": "new_notification", "data": data});
     let (status, reply) = http_post_json(addr, "/notify", Some("test-key"), &body).await;
     assert_eq!(status, 202, "{reply}");
     reply
@@ -96,11 +106,7 @@ async fn typed_events_reach_typed_listeners_and_a_dropped_guard_stops_delivery()
     let _by_name = client.on_event("new_notification", move |_| *counter.lock().unwrap() += 1);
 
     let data = json!({"id": "n1", "title": "Hello", "body": "first"});
-    notify(
-        server.local_addr(),
-        json!({"user": "alice", "event": "new_notification", "data": data}),
-    )
-    .await;
+    notify(server.local_addr(), data).await;
     let got = timeout(Duration::from_secs(3), typed.recv())
         .await
         .unwrap()
@@ -115,15 +121,8 @@ async fn typed_events_reach_typed_listeners_and_a_dropped_guard_stops_delivery()
     );
 
     drop(guard);
-    notify(
-        server.local_addr(),
-        json!({"user": "alice", "event": "new_notification", "data": {"id": "n2", "title": "x"}}),
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while *by_name.lock().unwrap() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    notify(server.local_addr(), json!({"id": "n2", "title": "x"})).await;
+    wait_until(Duration::from_secs(3), || *by_name.lock().unwrap() >= 2).await;
     assert_eq!(
         *by_name.lock().unwrap(),
         2,
@@ -330,7 +329,9 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
             .expect("outbox has room for 1,000");
         ids.insert(id.0);
         if i % 200 == 100 {
+            // A cut while still reconnecting from the last one cuts nothing: wait for the link.
             proxy.reset_all();
+            until_state(&mut alice_states, "connected", Duration::from_secs(5)).await;
         }
         if i % 50 == 0 {
             tokio::task::yield_now().await;
@@ -340,15 +341,13 @@ async fn a_thousand_sends_across_resets_are_acked_once_and_delivered_once() {
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(30)).await;
         proxy.reset_all();
+        until_state(&mut alice_states, "connected", Duration::from_secs(5)).await;
     }
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acks.lock().unwrap().len() < SENDS && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    while received.lock().unwrap().len() < SENDS && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(Duration::from_secs(30), || {
+        acks.lock().unwrap().len() >= SENDS && received.lock().unwrap().len() >= SENDS
+    })
+    .await;
     // Give any stray duplicate time to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -389,33 +388,19 @@ async fn notifications_sent_during_an_outage_arrive_after_resume_without_gap_or_
     until_state(&mut states, "connected", Duration::from_secs(5)).await;
 
     for i in 0..3 {
-        notify(
-            server.local_addr(),
-            json!({"user": "alice", "event": "new_notification", "data": {"id": format!("before{i}")}}),
-        )
-        .await;
+        notify(server.local_addr(), json!({"id": format!("before{i}")})).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while seqs.lock().unwrap().len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(Duration::from_secs(3), || seqs.lock().unwrap().len() >= 3).await;
 
     proxy.refuse(true);
     proxy.reset_all();
     until_state(&mut states, "reconnecting", Duration::from_secs(3)).await;
     for i in 0..20 {
-        notify(
-            server.local_addr(),
-            json!({"user": "alice", "event": "new_notification", "data": {"id": format!("during{i}")}}),
-        )
-        .await;
+        notify(server.local_addr(), json!({"id": format!("during{i}")})).await;
     }
     proxy.refuse(false);
     until_state(&mut states, "connected", Duration::from_secs(10)).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while seqs.lock().unwrap().len() < 23 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(Duration::from_secs(3), || seqs.lock().unwrap().len() >= 23).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let seqs = seqs.lock().unwrap().clone();
@@ -479,10 +464,7 @@ async fn across_a_graceful_restart_every_send_is_delivered_and_the_app_hears_res
     }
     let server = restart_on(addr).await;
     until_state(&mut states, "connected", Duration::from_secs(10)).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alice.stats().outbox_depth > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(Duration::from_secs(5), || alice.stats().outbox_depth == 0).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(alice.stats().outbox_depth, 0);
     let texts = texts.lock().unwrap().clone();
@@ -529,10 +511,7 @@ async fn a_full_outbox_refuses_that_send_and_drops_nothing_else() {
         }
     });
     let server = restart_on(addr).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while acked.lock().unwrap().len() < 5 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(Duration::from_secs(10), || acked.lock().unwrap().len() >= 5).await;
     let acked = acked.lock().unwrap().clone();
     assert_eq!(
         *acked,
@@ -574,10 +553,7 @@ async fn a_queue_larger_than_the_rate_limit_burst_is_delivered_in_full_after_rec
     }
     config.addr = addr;
     let server = start_server(config).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while alice.stats().outbox_depth > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(Duration::from_secs(20), || alice.stats().outbox_depth == 0).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(alice.stats().outbox_depth, 0);
     let failed = failures.lock().unwrap().len();

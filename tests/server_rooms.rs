@@ -9,13 +9,6 @@ use sockline::protocol::{ResumePoint, ServerFrame};
 use sockline::server::ServerConfig;
 use support::*;
 
-fn session_of(frame: &ServerFrame) -> String {
-    match frame {
-        ServerFrame::Authenticated { session, .. } => session.clone(),
-        other => panic!("not authenticated: {other:?}"),
-    }
-}
-
 /// The next `event` frame named `name`: (seq, data), seq `None` for a volatile event.
 async fn event(client: &mut WsClient, name: &str) -> (Option<u64>, serde_json::Value) {
     match client

@@ -221,7 +221,10 @@ mod tests {
         let spin = std::time::Instant::now();
         let mut x = 0u64;
         while proc_cpu_ms(None).unwrap() < before + 20.0 {
-            assert!(spin.elapsed() < Duration::from_secs(10), "CPU time did not grow");
+            assert!(
+                spin.elapsed() < Duration::from_secs(10),
+                "CPU time did not grow"
+            );
             for _ in 0..100_000 {
                 x = std::hint::black_box(x.wrapping_add(1));
             }

@@ -22,6 +22,10 @@ pub struct Sample {
     pub health_rss: Option<u64>,
     /// `/health` `connections`.
     pub connections: Option<u64>,
+    /// `/health` `dedupe.bytes`: the send-id memory, kept `--dedupe-retention` per client.
+    pub dedupe_bytes: Option<u64>,
+    /// `/health` `replay.bytes`: what the replay buffers hold.
+    pub replay_bytes: Option<u64>,
 }
 
 /// `VmRSS` of `pid` in bytes.
@@ -63,6 +67,8 @@ pub async fn run(
         }
         let health = api.health().await.ok();
         let field = |name: &str| health.as_ref().and_then(|h| h[name].as_u64());
+        let nested =
+            |name: &str, member: &str| health.as_ref().and_then(|h| h[name][member].as_u64());
         let sample = Sample {
             at: started.elapsed(),
             rss_bytes: pid.and_then(proc_rss),
@@ -70,15 +76,19 @@ pub async fn run(
             tasks: field("tasks"),
             health_rss: field("rss_bytes"),
             connections: field("connections"),
+            dedupe_bytes: nested("dedupe", "bytes"),
+            replay_bytes: nested("replay", "bytes"),
         };
         println!(
-            "sample t={:>4}s rss={} fds={} tasks={} health_rss={} connections={}",
+            "sample t={:>4}s rss={} fds={} tasks={} health_rss={} connections={} dedupe={} replay={}",
             sample.at.as_secs(),
             show(sample.rss_bytes, mib),
             show(sample.fds, |n| n.to_string()),
             show(sample.tasks, |n| n.to_string()),
             show(sample.health_rss, mib),
             show(sample.connections, |n| n.to_string()),
+            show(sample.dedupe_bytes, mib),
+            show(sample.replay_bytes, mib),
         );
         samples.push(sample);
     }

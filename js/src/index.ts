@@ -1,15 +1,63 @@
-// The package entry (`import init, { SocklineClient } from 'sockline'`): `init` and the types of
-// the wasm build, and `SocklineClient`, the client shared across tabs (client.ts) that wraps the
-// wasm one. Everything else the wasm glue exports passes through unchanged.
+// The package entry (`import init, { SocklineClient } from 'sockline'`): `init` (the wasm glue's,
+// which also finds the `.wasm` on disk in Node), the types of the wasm build, and
+// `SocklineClient`, the client shared across tabs (client.ts) that wraps the wasm one.
+// Everything else the wasm glue exports passes through unchanged.
+import initWasm from './sockline.js';
 import type {
   ClientOptions as CoreOptions,
   ClientStats as CoreStats,
   EventMap as CoreEventMap,
+  InitInput,
+  InitOutput,
 } from './sockline.js';
 
 export * from './sockline.js';
-export { default } from './sockline.js';
 export { SocklineClient } from './client.js';
+
+/** The `.wasm` next to this file (not written inside `new URL(…)`, so bundlers do not emit it twice). */
+const WASM_FILE = 'sockline_bg.wasm';
+
+/**
+ * Loads and instantiates the WASM module, once (later calls return the first result). Pass
+ * `{ module_or_path }` — a URL, a `Response` (or a promise of one), the bytes or a compiled
+ * `WebAssembly.Module` — where the default cannot be reached. The default is the
+ * `sockline_bg.wasm` next to the package's JS: fetched in a browser (bundlers such as Vite,
+ * webpack and Turbopack rewrite that URL to the file they emit), read from disk in Node
+ * (20.16 or later: `process.getBuiltinModule`).
+ */
+export default function init(
+  input?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>,
+): Promise<InitOutput> {
+  // As the glue reads it: a plain object is `{ module_or_path }`, anything else the input itself.
+  const plain = input !== undefined && input !== null && Object.getPrototypeOf(input) === Object.prototype;
+  const where = plain ? (input as { module_or_path?: unknown }).module_or_path : input;
+  if (where !== undefined) return initWasm(input);
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = wasmFromDisk();
+  } catch (e) {
+    // Unless the module is loaded already (initSync, an earlier init): then that one is returned.
+    return initWasm(input).catch(() => Promise.reject(e));
+  }
+  return initWasm(bytes === undefined ? input : { module_or_path: bytes });
+}
+
+/** Node (and runtimes like it): the `.wasm` beside this file, read from disk; else `undefined`. */
+function wasmFromDisk(): Uint8Array | undefined {
+  type Fs = { readFileSync(path: URL): Uint8Array };
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  if (typeof proc?.getBuiltinModule !== 'function') return undefined;
+  const url = new URL(WASM_FILE, import.meta.url);
+  if (url.protocol !== 'file:') return undefined;
+  try {
+    return (proc.getBuiltinModule('node:fs') as Fs).readFileSync(url);
+  } catch (e) {
+    throw new Error(
+      `sockline: could not read ${url.href} (${(e as Error).message}); pass the WASM to init({ module_or_path })`,
+      { cause: e },
+    );
+  }
+}
 
 /** Options of `new SocklineClient(options)`. One of `token` and `getToken` is required. */
 export interface ClientOptions extends CoreOptions {

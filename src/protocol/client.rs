@@ -266,7 +266,7 @@ impl<'a> IncomingFrame<'a> {
                 heartbeat_ms: m.u64(HEARTBEAT_MS)?,
                 resumed: m.bool(RESUMED)?,
                 missed: m.get(MISSED)?.map_or(Ok(0), number)?,
-                v: m.get(V)?.map_or(Ok(1), number_u32)?,
+                v: m.opt(V)?.map_or(Ok(1), number_u32)?,
                 expires_in_ms: m.opt(EXPIRES_IN_MS)?.map(number).transpose()?,
                 limits: m.opt(LIMITS)?.map(limits).transpose()?,
             },

@@ -16,6 +16,12 @@ fn version_one() -> u32 {
     PROTOCOL_VERSION
 }
 
+/// `v`: absent or `null` is version 1 (PROTOCOL.md §1: an optional member given as `null` is
+/// the same as absent).
+fn version_or_one<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    Ok(Option::<u32>::deserialize(deserializer)?.unwrap_or(PROTOCOL_VERSION))
+}
+
 /// A frame sent by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -24,7 +30,7 @@ pub enum ClientFrame {
     /// session, where to resume.
     Auth {
         /// The protocol version the client speaks (1 when absent).
-        #[serde(default = "version_one")]
+        #[serde(default = "version_one", deserialize_with = "version_or_one")]
         v: u32,
         /// The bearer token (a JWT for the reference server).
         token: String,
@@ -69,7 +75,7 @@ pub enum ServerFrame {
     /// Authentication succeeded.
     Authenticated {
         /// The protocol version the server speaks on this socket (1 when absent).
-        #[serde(default = "version_one")]
+        #[serde(default = "version_one", deserialize_with = "version_or_one")]
         v: u32,
         /// The authenticated user's id (the token's `sub`).
         user_id: String,
@@ -251,8 +257,13 @@ mod tests {
         assert_eq!(bare.encode(), r#"{"type":"auth","v":1,"token":"t"}"#);
         assert_eq!(
             ClientFrame::decode(r#"{"type":"auth","token":"t"}"#, MAX_FRAME_BYTES),
-            Ok(bare),
+            Ok(bare.clone()),
             "v defaults to 1"
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"auth","v":null,"token":"t"}"#, MAX_FRAME_BYTES),
+            Ok(bare),
+            "null is absent"
         );
         let send = ClientFrame::Send {
             id: 17,

@@ -84,7 +84,16 @@ pub struct Args {
     /// Rooms announce joins and leaves (volatile user_joined/user_left events) only while they have at most this many members; 0 turns announcements off.
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_ANNOUNCE_MAX_MEMBERS)]
     pub announce_max_members: usize,
-    /// Demo mode: serves GET /dev/token?user=ID and falls back to a random secret and key `dev-key` [default: off].
+    /// Seconds a (user, client) pair's send-id memory is kept after its last send (PROTOCOL.md §5: a resend of an id it processed is answered, not processed again); keep it far above the replay window.
+    #[arg(long, value_name = "SECS", default_value_t = crate::server::DEFAULT_DEDUPE_RETENTION.as_secs())]
+    pub dedupe_retention: u64,
+    /// Bytes all send-id memory may use together; over it the least recently used pairs keep only their floor (ids at or below it are answered id_expired), then the oldest floors are dropped (counted in /health).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::server::DEFAULT_DEDUPE_BUDGET_BYTES)]
+    pub dedupe_budget_bytes: usize,
+    /// Clients of one user whose recent acks are kept at once; the user's least recently used one beyond it keeps only its floor (and a user keeps at most 64 times this many clients in all).
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_DEDUPE_CLIENTS_PER_USER)]
+    pub dedupe_clients_per_user: usize,
+    /// Demo mode (never in production): serves GET /dev/token?user=ID and the fault routes POST /dev/drop?user=U&code=C (close U's sockets with C), /dev/outage?user=U&seconds=S (U's new sockets closed with 1013 after auth for S <= 120 s) and /dev/expire?user=U (close U's sockets with 4002); falls back to a random secret and key `dev-key` [default: off].
     #[arg(long)]
     pub dev: bool,
 }
@@ -146,6 +155,9 @@ impl Args {
             replay_user_bytes: self.replay_user_bytes,
             unread_budget_bytes: self.unread_budget_bytes,
             announce_max_members: self.announce_max_members,
+            dedupe_retention: Duration::from_secs(self.dedupe_retention),
+            dedupe_budget_bytes: self.dedupe_budget_bytes,
+            dedupe_clients_per_user: self.dedupe_clients_per_user,
             dev: self.dev,
             jwt_secret,
             server_key,
@@ -254,6 +266,9 @@ mod tests {
         assert_eq!(config.replay_user_bytes, 1 << 20);
         assert_eq!(config.unread_budget_bytes, 32 << 20);
         assert_eq!(config.announce_max_members, 100);
+        assert_eq!(config.dedupe_retention, Duration::from_secs(86_400));
+        assert_eq!(config.dedupe_budget_bytes, 64 << 20);
+        assert_eq!(config.dedupe_clients_per_user, 16);
         assert!(config.allowed_origins.is_empty() && config.static_dir.is_none() && !config.dev);
     }
 }

@@ -40,6 +40,14 @@ pub const DEFAULT_REPLAY_USER_BYTES: usize = 1 << 20;
 pub const DEFAULT_ANNOUNCE_MAX_MEMBERS: usize = 100;
 /// Default global budget for unread-notification ids kept for users.
 pub const DEFAULT_UNREAD_BUDGET_BYTES: usize = 32 << 20;
+/// Default time a (user, client) pair's send-id memory is kept after its last send: far longer
+/// than the replay window, so a client that comes back within a day is never processed twice.
+pub const DEFAULT_DEDUPE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Default global budget for send-id memory (remembered acks and floors of every pair).
+pub const DEFAULT_DEDUPE_BUDGET_BYTES: usize = 64 << 20;
+/// Default number of a user's clients whose recent acks are kept at once (older ones keep
+/// only their floor).
+pub const DEFAULT_DEDUPE_CLIENTS_PER_USER: usize = 16;
 
 /// Everything [`start`](super::start) needs. Build it with [`ServerConfig::for_tests`] or a struct
 /// literal; the binary builds it from its command line.
@@ -93,7 +101,17 @@ pub struct ServerConfig {
     /// have at most this many members; 0 turns announcements off. Larger rooms stay quiet so a
     /// join costs O(1); members ask `get_room_members` instead.
     pub announce_max_members: usize,
-    /// Demo mode: serves `GET /dev/token?user=ID`.
+    /// How long a (user, client) pair's send-id memory is kept after its last send
+    /// (PROTOCOL.md §5); then a resend of an old id may be processed again.
+    pub dedupe_retention: Duration,
+    /// Bytes all send-id memory may use together; over it the least recently used pairs lose
+    /// their remembered acks first (keeping their floor), then the oldest floors go.
+    pub dedupe_budget_bytes: usize,
+    /// Pairs (clients) of one user whose acks are kept at once; the user's least recently used
+    /// pair beyond it keeps only its floor. A user keeps at most 64 times this many pairs.
+    pub dedupe_clients_per_user: usize,
+    /// Demo mode: serves `GET /dev/token?user=ID` and the fault routes `POST /dev/drop`,
+    /// `/dev/outage` and `/dev/expire` (see the `dev` module docs); without it `/dev/*` is 404.
     pub dev: bool,
     /// HS256 secret that `auth` tokens are verified with.
     pub jwt_secret: String,
@@ -125,6 +143,9 @@ impl ServerConfig {
             replay_user_bytes: DEFAULT_REPLAY_USER_BYTES,
             unread_budget_bytes: DEFAULT_UNREAD_BUDGET_BYTES,
             announce_max_members: DEFAULT_ANNOUNCE_MAX_MEMBERS,
+            dedupe_retention: DEFAULT_DEDUPE_RETENTION,
+            dedupe_budget_bytes: DEFAULT_DEDUPE_BUDGET_BYTES,
+            dedupe_clients_per_user: DEFAULT_DEDUPE_CLIENTS_PER_USER,
             dev: false,
             jwt_secret: "test-secret".to_owned(),
             server_key: "test-key".to_owned(),

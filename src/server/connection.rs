@@ -1,14 +1,14 @@
-//! One WebSocket from upgrade to close: the `auth` phase, then the live loop that reads client
-//! frames, writes queued events, pings, and enforces the frame-size, rate, budget and silence
-//! limits.
+//! One WebSocket from upgrade to close: the `auth` phase (`handshake`), then the live loop that
+//! reads client frames, writes queued events, pings, refreshes the token, and enforces the
+//! frame-size, rate, budget, silence and token-life limits.
 //!
-//! Close codes this module sends:
-//! - 4000: no `auth` in time; 4001: bad token, or a first frame other than `auth`;
-//!   4008: too many sockets for the user.
+//! Close codes this module sends once the socket is authenticated:
+//! - 4002 `token expired`: the token's `exp` passed without a `refresh`; 4001 after
+//!   `auth_error {invalid_token | expired | user_mismatch}` answering a `refresh`.
 //! - 1009: a frame too big; 1007: a text frame that is not UTF-8; 1002: a WebSocket protocol
 //!   violation.
-//! - 1008 `too many frames`: more than 8 frames before `auth`, or more inbound frames of any type
-//!   (pings, pongs, acks, invalid frames, sends) than the socket's `frame_rate` budget allows.
+//! - 1008 `too many frames`: more inbound frames of any type (pings, pongs, acks, invalid
+//!   frames, sends) than the socket's `frame_rate` budget allows.
 //! - 1013 `socket queue full` (the peer does not read: its queue passed 256 frames or 256 KiB) or
 //!   `write stalled` (a write could not drain for 2 s); the close frame is sent if the peer's
 //!   buffers still take it, else the connection is dropped. The session keeps buffering for
@@ -24,32 +24,31 @@ use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
-use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+use tokio::time::{interval_at, sleep, sleep_until, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::auth;
+use super::auth::{self, Verified};
 use super::clock::now_ms;
 use super::frames::Splicer;
 use super::gate::Ticket;
 use super::handlers::{ack_frame, Caller};
+use super::handshake::{self, Admitted};
 use super::hub::{Attached, Hub};
 use super::logsafe::Clean;
-use super::outbox::{Kill, Outgoing, TOO_SLOW};
-use super::rate::TokenBucket;
+use super::outbox::{Kill, Outgoing, TOKEN_EXPIRED, TOO_SLOW};
+use super::rate::{self, SendLimiter, TokenBucket};
 use super::session::ConnId;
 use super::{Mode, ServerConfig};
-use crate::protocol::{ClientFrame, CloseCode, ErrorBody, ResumePoint, ServerFrame};
+use crate::protocol::{is_wire_id, ClientFrame, CloseCode, ErrorBody, ServerFrame};
 
 /// 1002: the peer broke the WebSocket protocol.
 pub(crate) const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
 /// 1007: a text frame was not valid UTF-8.
 pub(crate) const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
-/// Frames a socket may send before its `auth` frame (pings included).
-const PRE_AUTH_FRAMES: u32 = 8;
 /// How long a write may stall before the peer is given up on.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long to wait for the peer's close reply after sending a close frame. Reading until then
@@ -77,8 +76,12 @@ enum Written {
     Killed(Kill),
 }
 
+/// The longest a token's life is taken at its word: a deadline further away is capped here (the
+/// socket is then closed with 4002 early, and the client reconnects with a fresh token).
+const MAX_TOKEN_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How a loop step ends the socket.
-enum Flow {
+pub(crate) enum Flow {
     Continue,
     /// Close with this code and reason.
     Close(CloseCode, &'static str),
@@ -86,57 +89,34 @@ enum Flow {
     Gone,
 }
 
+/// The `Instant` at which a verified token expires (capped at [`MAX_TOKEN_LIFE`]).
+fn expiry_of(token: &Verified) -> Instant {
+    let left = Duration::from_millis(token.expires_in_ms(now_ms())).min(MAX_TOKEN_LIFE);
+    Instant::now() + left
+}
+
 /// Runs one socket to its end.
 pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
-    let peer = ctx.ticket.peer;
-    debug!(conn = %ctx.id, peer = %peer, "socket opened");
     // Boxed, here and for each inbound message below: those futures are large and short-lived,
     // and an idle socket should not carry their space for its whole life.
-    let Some((token, resume)) = Box::pin(await_auth(&mut ws, &mut ctx)).await else {
+    let Some(Admitted {
+        mut attached,
+        token,
+    }) = Box::pin(handshake::admit(&mut ws, &mut ctx)).await
+    else {
         return;
     };
-    let user = match auth::verify(&ctx.config.jwt_secret, &token) {
-        Ok(user) => user,
-        Err(failure) => {
-            warn!(conn = %ctx.id, peer = %peer, reason = failure.code(), "auth failed");
-            let frame = ServerFrame::AuthError {
-                code: failure.code().to_owned(),
-                message: failure.message().to_owned(),
-            };
-            if send_text(&mut ws, frame.encode()).await {
-                close(&mut ws, CloseCode::AUTH_REJECTED, failure.message()).await;
-            }
-            return;
-        }
-    };
-    let mut attached = match ctx.hub.attach(&user, resume.as_ref(), Instant::now()) {
-        Ok(attached) => attached,
-        Err(_) => {
-            ctx.hub.stats.closed_too_many_per_user.bump();
-            warn!(conn = %ctx.id, peer = %peer, user = %Clean(&user), "too many sockets for this user");
-            close(
-                &mut ws,
-                CloseCode::TOO_MANY_CONNECTIONS,
-                "too many connections",
-            )
-            .await;
-            return;
-        }
-    };
-    ctx.ticket.authenticated();
-    info!(
-        conn = %ctx.id, peer = %peer, user = %Clean(&user), session = %attached.session.id,
-        resumed = attached.resumed, missed = attached.replay.len(), "authenticated"
-    );
+    let user = attached.user.name.clone();
+    let limiter = SendLimiter::new(ctx.config.rate_limit, Instant::now());
     let hello = ServerFrame::Authenticated {
-        user_id: user.clone(),
+        user_id: user.to_string(),
         session: attached.session.id.to_string(),
         heartbeat_ms: u64::try_from(ctx.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
         resumed: attached.resumed,
         missed: attached.replay.len() as u64,
         v: crate::protocol::PROTOCOL_VERSION,
-        expires_in_ms: None,
-        limits: None,
+        expires_in_ms: Some(token.expires_in_ms(now_ms())),
+        limits: limiter.limits(),
     };
     let mut splicer = Splicer::default();
     let mut sent = send_text(&mut ws, hello.encode()).await;
@@ -151,8 +131,9 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
     }
     let flow = if sent {
         let mut live = Live {
-            send_bucket: TokenBucket::new(ctx.config.rate_limit, Instant::now()),
+            limiter,
             frame_bucket: TokenBucket::new(ctx.config.frame_rate, Instant::now()),
+            expires_at: expiry_of(&token),
             ws: &mut ws,
             ctx: &mut ctx,
             attached: &attached,
@@ -175,7 +156,7 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
 }
 
 /// What a receive error means for the socket (counted where it is an attack or a fault).
-fn on_receive_error(error: WsError, ctx: &ConnContext) -> Flow {
+pub(crate) fn on_receive_error(error: WsError, ctx: &ConnContext) -> Flow {
     match error {
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
             ctx.hub.stats.closed_too_big.bump();
@@ -190,86 +171,15 @@ fn on_receive_error(error: WsError, ctx: &ConnContext) -> Flow {
     }
 }
 
-/// Closes the socket as `flow` says; `None` always (the socket is done).
-async fn end(ws: &mut Socket, flow: Flow) -> Option<(String, Option<ResumePoint>)> {
-    if let Flow::Close(code, reason) = flow {
-        close(ws, code, reason).await;
-    }
-    None
-}
-
-/// Waits for the first frame, which must be `auth`; closes the socket and returns `None` otherwise.
-async fn await_auth(
-    ws: &mut Socket,
-    ctx: &mut ConnContext,
-) -> Option<(String, Option<ResumePoint>)> {
-    let deadline = sleep(ctx.config.auth_timeout);
-    tokio::pin!(deadline);
-    if *ctx.mode.borrow_and_update() != Mode::Running {
-        return end(
-            ws,
-            Flow::Close(CloseCode::GOING_AWAY, "server shutting down"),
-        )
-        .await;
-    }
-    let mut frames = 0;
-    loop {
-        let msg = tokio::select! {
-            _ = &mut deadline => {
-                ctx.hub.stats.auth_timeouts.bump();
-                debug!(conn = %ctx.id, peer = %ctx.ticket.peer, "no auth frame in time");
-                let frame = ServerFrame::AuthError {
-                    code: "timeout".to_owned(),
-                    message: "no auth frame in time".to_owned(),
-                };
-                if send_text(ws, frame.encode()).await {
-                    close(ws, CloseCode::AUTH_TIMEOUT, "auth timeout").await;
-                }
-                return None;
-            }
-            _ = ctx.mode.changed() => {
-                return end(ws, Flow::Close(CloseCode::GOING_AWAY, "server shutting down")).await;
-            }
-            msg = ws.next() => msg,
-        };
-        let msg = match msg {
-            None => return None,
-            Some(Err(e)) => return end(ws, on_receive_error(e, ctx)).await,
-            Some(Ok(msg)) => msg,
-        };
-        frames += 1;
-        if frames > PRE_AUTH_FRAMES {
-            ctx.hub.stats.closed_frame_budget.bump();
-            return end(ws, Flow::Close(CloseCode::POLICY, "too many frames")).await;
-        }
-        let reject = match msg {
-            Message::Text(text) => {
-                if text.len() > ctx.config.max_frame_bytes {
-                    ctx.hub.stats.closed_too_big.bump();
-                    return end(ws, Flow::Close(CloseCode::TOO_BIG, "frame too big")).await;
-                }
-                match ClientFrame::decode(text.as_str(), ctx.config.max_frame_bytes) {
-                    Ok(ClientFrame::Auth { token, resume, .. }) => return Some((token, resume)),
-                    Ok(_) => "the first frame must be auth",
-                    Err(_) => "the first frame must be a valid auth frame",
-                }
-            }
-            Message::Binary(_) => "the first frame must be auth",
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        };
-        debug!(conn = %ctx.id, peer = %ctx.ticket.peer, "frame before auth");
-        return end(ws, Flow::Close(CloseCode::AUTH_REJECTED, reject)).await;
-    }
-}
-
 /// An authenticated socket's loop.
 struct Live<'a> {
     ws: &'a mut Socket,
     ctx: &'a mut ConnContext,
     attached: &'a Attached,
-    send_bucket: TokenBucket,
+    limiter: SendLimiter,
     frame_bucket: TokenBucket,
+    /// When the token expires (moved by each accepted `refresh`).
+    expires_at: Instant,
     last_rtt: Option<u64>,
     /// The batch taken from the socket's queue (kept to reuse its capacity).
     batch: VecDeque<Outgoing>,
@@ -283,6 +193,8 @@ impl Live<'_> {
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let silence = sleep(heartbeat * 2);
         tokio::pin!(silence);
+        let expiry = sleep_until(self.expires_at);
+        tokio::pin!(expiry);
         let conn = self.attached.conn.clone();
         loop {
             let flow = tokio::select! {
@@ -290,6 +202,10 @@ impl Live<'_> {
                 _ = self.ctx.mode.changed() => Flow::Close(CloseCode::GOING_AWAY, "server shutting down"),
                 _ = conn.woken() => self.write_queued().await,
                 _ = &mut silence => Flow::Close(CloseCode::GOING_AWAY, "heartbeat timeout"),
+                _ = &mut expiry => {
+                    self.ctx.hub.stats.closed_token_expired.bump();
+                    Flow::Close(TOKEN_EXPIRED.code, TOKEN_EXPIRED.reason)
+                }
                 msg = self.ws.next() => match msg {
                     None => Flow::Gone,
                     Some(Err(e)) => on_receive_error(e, self.ctx),
@@ -310,6 +226,9 @@ impl Live<'_> {
             };
             if !matches!(flow, Flow::Continue) {
                 return flow;
+            }
+            if expiry.deadline() != self.expires_at {
+                expiry.as_mut().reset(self.expires_at);
             }
         }
     }
@@ -377,6 +296,9 @@ impl Live<'_> {
         if kill == TOO_SLOW {
             self.ctx.hub.stats.closed_slow.bump();
         }
+        if kill == TOKEN_EXPIRED {
+            self.ctx.hub.stats.closed_token_expired.bump();
+        }
         Flow::Close(kill.code, kill.reason)
     }
 
@@ -413,7 +335,7 @@ impl Live<'_> {
         };
         match frame {
             ClientFrame::Auth { .. } => self.invalid_frame("already authenticated").await,
-            ClientFrame::Refresh { .. } => self.invalid_frame("refresh is not supported").await,
+            ClientFrame::Refresh { token } => self.refresh(&token).await,
             ClientFrame::Pong { t } => {
                 self.last_rtt = Some(now_ms().saturating_sub(t));
                 Flow::Continue
@@ -424,26 +346,58 @@ impl Live<'_> {
             }
             ClientFrame::Send { id, event, data } => {
                 let now = Instant::now();
-                let within_rate = self.send_bucket.try_take(now);
-                let caller = Caller {
-                    user: &self.attached.user.name,
-                    session: &self.attached.session,
-                    now,
-                };
-                let (ack, rate_limited) =
-                    self.ctx
-                        .hub
-                        .handle_send(&caller, id, &event, &data, within_rate);
-                if rate_limited {
-                    let error = ServerFrame::Error {
-                        code: "rate_limited".to_owned(),
-                        message: "too many sends; slow down".to_owned(),
-                    };
-                    if let flow @ (Flow::Gone | Flow::Close(..)) = self.send(error.encode()).await {
-                        return flow;
+                let ack = match self.limiter.admit(now) {
+                    Ok(()) => {
+                        let caller = Caller {
+                            user: &self.attached.user.name,
+                            session: &self.attached.session,
+                            scope: &self.attached.scope,
+                            now,
+                        };
+                        self.ctx.hub.handle_send(&caller, id, &event, &data)
                     }
-                }
+                    Err(wait) => {
+                        self.ctx.hub.stats.rate_limited.bump();
+                        let retry_after_ms = rate::ceil_ms(wait);
+                        ack_frame(
+                            id,
+                            Err(ErrorBody {
+                                code: "rate_limited".to_owned(),
+                                message: "not processed: too many sends; send this id again \
+                                          after retry_after_ms"
+                                    .to_owned(),
+                                retry_after_ms: Some(retry_after_ms),
+                            }),
+                        )
+                    }
+                };
                 self.send(ack).await
+            }
+        }
+    }
+
+    /// `refresh {token}`: a token for the same user moves the socket's expiry
+    /// (`refreshed {expires_in_ms}`); any other is `auth_error` and close 4001.
+    async fn refresh(&mut self, token: &str) -> Flow {
+        let user = &self.attached.user.name;
+        match auth::verify_refresh(&self.ctx.config.jwt_secret, token, user) {
+            Ok(token) => {
+                self.expires_at = expiry_of(&token);
+                let frame = ServerFrame::Refreshed {
+                    expires_in_ms: token.expires_in_ms(now_ms()),
+                };
+                self.send(frame.encode()).await
+            }
+            Err(failure) => {
+                warn!(conn = %self.ctx.id, user = %Clean(user), reason = failure.code(), "refresh refused");
+                let frame = ServerFrame::AuthError {
+                    code: failure.code().to_owned(),
+                    message: failure.message().to_owned(),
+                };
+                match self.send(frame.encode()).await {
+                    Flow::Continue => Flow::Close(CloseCode::AUTH_REJECTED, failure.message()),
+                    flow => flow,
+                }
             }
         }
     }
@@ -471,15 +425,24 @@ impl Live<'_> {
 }
 
 /// The `id` of a frame that starts the way sockline clients write sends
-/// (`{"type":"send","id":N,…`), read without parsing the rest.
+/// (`{"type":"send","id":N,…`), read without parsing the rest: only a JSON integer in
+/// 1 ..= 2^53 − 1 that ends there (`1.5`, `1e3`, `7.0`, `-1`, `01` are not ids, PROTOCOL.md §1).
 fn send_id_prefix(text: &str) -> Option<u64> {
     let rest = text.strip_prefix(r#"{"type":"send","id":"#)?;
-    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest.get(..digits)?.parse().ok()
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    let ends_number = matches!(
+        rest.as_bytes().get(end),
+        Some(b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r')
+    );
+    let digits = rest.get(..end)?;
+    if !ends_number || digits.starts_with('0') {
+        return None;
+    }
+    digits.parse().ok().filter(|id| is_wire_id(*id))
 }
 
 /// Sends a text frame; `false` if the socket is gone or the write stalled past [`IO_TIMEOUT`].
-async fn send_text(ws: &mut Socket, text: String) -> bool {
+pub(crate) async fn send_text(ws: &mut Socket, text: String) -> bool {
     send_frame(ws, text.into()).await
 }
 
@@ -492,7 +455,7 @@ async fn send_frame(ws: &mut Socket, frame: Utf8Bytes) -> bool {
 
 /// Sends a close frame, then reads until the peer's reply (or a timeout) so the TCP connection
 /// ends cleanly instead of with a reset.
-async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
+pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code: code.0.into(),
         reason: reason.into(),
@@ -505,4 +468,33 @@ async fn close(ws: &mut Socket, code: CloseCode, reason: &str) {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_wire_integer_is_read_as_the_id_of_an_undecodable_send() {
+        let id = |text: &str| send_id_prefix(text);
+        assert_eq!(id(r#"{"type":"send","id":7,"event":[[[]]]}"#), Some(7));
+        assert_eq!(
+            id(r#"{"type":"send","id":9007199254740991}"#),
+            Some((1 << 53) - 1)
+        );
+        for bad in [
+            r#"{"type":"send","id":1.5,"event":"e"}"#,
+            r#"{"type":"send","id":1e3,"event":"e"}"#,
+            r#"{"type":"send","id":7.0,"event":"e"}"#,
+            r#"{"type":"send","id":-1,"event":"e"}"#,
+            r#"{"type":"send","id":0,"event":"e"}"#,
+            r#"{"type":"send","id":01,"event":"e"}"#,
+            r#"{"type":"send","id":9007199254740992,"event":"e"}"#,
+            r#"{"type":"send","id":18446744073709551616,"event":"e"}"#,
+            r#"{"type":"send","id":"7","event":"e"}"#,
+            r#"{"type":"send","id":7"#,
+        ] {
+            assert_eq!(id(bad), None, "{bad}");
+        }
+    }
 }

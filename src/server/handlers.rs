@@ -1,5 +1,5 @@
 //! What each client event does (`join_room`, `message`, `mark_notification_read`, …) and the
-//! exactly-once wrapper that turns a `send` into its `ack`.
+//! exactly-once wrapper that turns a `send` into its `ack` (PROTOCOL.md §5).
 
 use std::sync::Arc;
 
@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::clock::now_rfc3339;
+use super::dedupe::{Scope, Seen};
 use super::hub::Hub;
-use super::session::{SendCheck, SessionCell};
+use super::session::SessionCell;
 use crate::protocol::{ErrorBody, ServerFrame};
 
 /// Longest room name accepted.
@@ -41,40 +42,48 @@ fn str_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, ErrorBody> {
 pub(crate) struct Caller<'a> {
     pub(crate) user: &'a str,
     pub(crate) session: &'a Arc<SessionCell>,
+    /// Whose send-id memory the send uses.
+    pub(crate) scope: &'a Scope,
     pub(crate) now: Instant,
 }
 
 impl Hub {
-    /// Handles `send {id, event, data}` exactly once per id and returns the encoded `ack` and
-    /// whether the send was refused by the rate limit.
+    /// Handles `send {id, event, data}` (already admitted by the rate limit) exactly once per
+    /// id of the caller's pair and returns the encoded `ack`.
     ///
-    /// A repeated id gets the ack it got the first time, whatever it was — a rate-limited send
-    /// included, so a later resend of it can never be answered `ok` without being processed.
-    /// The session's send memory stays locked from the check to the record, so two sockets of
-    /// one session (during a takeover) cannot both process the same id.
+    /// A remembered id gets the ack it got the first time, whatever it was; an id at or below
+    /// the pair's floor that is not remembered gets `id_expired`; any other id is processed,
+    /// even when lower than ids seen before. The pair stays locked from the check to the
+    /// record, so two sockets of one client cannot both process the same id.
     pub(crate) fn handle_send(
         &self,
         caller: &Caller<'_>,
         id: u64,
         event: &str,
         data: &Value,
-        within_rate: bool,
-    ) -> (String, bool) {
-        let mut sends = caller.session.sends();
-        match sends.check(id) {
-            SendCheck::Repeated(Some(ack)) => return (ack, false),
-            SendCheck::Repeated(None) => return (ack_frame(id, Ok(None)), false),
-            SendCheck::New => {}
-        }
-        let outcome = if within_rate {
-            self.dispatch(caller, event, data)
-        } else {
-            Err(error("rate_limited", "not processed: too many sends"))
-        };
-        let plain = matches!(outcome, Ok(None));
-        let ack = ack_frame(id, outcome);
-        sends.record(id, (!plain).then(|| ack.clone().into_boxed_str()));
-        (ack, !within_rate)
+    ) -> String {
+        let user = &caller.session.user;
+        self.dedupe
+            .with_pair(user, caller.scope, caller.now, |pair| {
+                match pair.check(id) {
+                    Seen::Remembered(Some(ack)) => ack,
+                    Seen::Remembered(None) => ack_frame(id, Ok(None)),
+                    Seen::Expired => ack_frame(
+                        id,
+                        Err(error(
+                            "id_expired",
+                            "not processed: this id is older than the ids the server remembers",
+                        )),
+                    ),
+                    Seen::New => {
+                        let outcome = self.dispatch(caller, event, data);
+                        let plain = matches!(outcome, Ok(None));
+                        let ack = ack_frame(id, outcome);
+                        pair.record(id, (!plain).then(|| ack.clone().into_boxed_str()));
+                        ack
+                    }
+                }
+            })
     }
 
     fn dispatch(&self, caller: &Caller<'_>, event: &str, data: &Value) -> Outcome {

@@ -1,11 +1,10 @@
-//! The HTTP face: routes `/ws`, `/health`, `/notify`, `/dev/token` (dev mode) and the static files.
+//! The HTTP face: routes `/ws`, `/health`, `/notify`, the `/dev/*` routes (`dev`) and the
+//! static files.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,10 +17,7 @@ use tracing::{info, warn};
 use super::gate::Ticket;
 use super::logsafe::Clean;
 use super::upgrade;
-use super::{auth, AppState, Mode};
-
-/// Lifetime of tokens from `/dev/token`.
-const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
+use super::{dev, AppState, Mode};
 
 /// Builds the router for a server.
 pub(crate) fn router(state: AppState) -> Router {
@@ -32,9 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/notify",
             post(notify).layer(DefaultBodyLimit::max(state.config.max_frame_bytes)),
         );
-    if state.config.dev {
-        router = router.route("/dev/token", get(dev_token));
-    }
+    router = router.merge(dev::routes(state.config.dev));
     if let Some(dir) = &state.config.static_dir {
         let index = ServeFile::new(dir.join("index.html"));
         router = router.fallback_service(ServeDir::new(dir).fallback(index));
@@ -43,7 +37,7 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// `{"error":{"code":…,"message":…}}` with a status.
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "error": { "code": code, "message": message } });
     (status, Json(body)).into_response()
 }
@@ -98,6 +92,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     let mut body = state.hub.stats.snapshot(
         state.config.replay_budget_bytes,
         state.config.unread_budget_bytes,
+        state.config.dedupe_budget_bytes,
     );
     if let Value::Object(fields) = &mut body {
         fields.insert("status".to_owned(), json!("ok"));
@@ -187,19 +182,6 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         Json(json!({ "delivered": delivered })),
     )
         .into_response()
-}
-
-async fn dev_token(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    match query.get("user").filter(|u| !u.is_empty()) {
-        Some(user) => {
-            let token = auth::mint_token(&state.config.jwt_secret, user, DEV_TOKEN_TTL);
-            Json(json!({ "token": token })).into_response()
-        }
-        None => error_response(StatusCode::BAD_REQUEST, "bad_request", "`user` is required"),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! and the detached queue each have a short-held lock of their own (every step under them is O(1)
 //! or bounded per user); each session, room and socket queue has its own. A fan-out encodes the
 //! event once, copies the member list, and delivers to each member under that member's lock. The
-//! lock order is: a session's send memory, users, session, rooms map, room, socket queue, replay
+//! lock order is: a send's pair in `dedupe`, users, session, rooms map, room, socket queue, replay
 //! store; no step takes them the other way round. `/health` reads counters only.
 
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +19,8 @@ use tokio::time::Instant;
 
 use super::clock::now_rfc3339;
 use super::config::ServerConfig;
+use super::dedupe::{Dedupe, Scope};
+use super::dev::Outages;
 use super::frames;
 use super::outbox::{ConnCell, Kill, Outgoing};
 use super::replay::{Gap, ReplayBuffer, ReplayLimits, ReplayStore};
@@ -43,6 +45,8 @@ pub(crate) struct Attached {
     pub(crate) session: Arc<SessionCell>,
     pub(crate) conn: Arc<ConnCell>,
     pub(crate) user: UserHandle,
+    /// Whose send-id memory this socket's sends use: its client's, or its session's.
+    pub(crate) scope: Scope,
     pub(crate) resumed: bool,
     /// `(seq, tail)` of the events to send right after `authenticated`, in `seq` order.
     pub(crate) replay: Vec<(u64, Bytes)>,
@@ -69,6 +73,9 @@ pub(crate) struct Hub {
     sessions: Mutex<HashMap<SessionId, Arc<SessionCell>>>,
     pub(crate) users: Users,
     pub(crate) rooms: Rooms,
+    pub(crate) dedupe: Dedupe,
+    /// Users whose new sockets `/dev/outage` refuses for now (dev mode only).
+    pub(crate) outages: Outages,
     store: ReplayStore,
     detached: Mutex<DetachedQueue>,
     message_prefix: String,
@@ -93,6 +100,13 @@ impl Hub {
             sessions: Mutex::new(HashMap::new()),
             users: Users::new(config.unread_budget_bytes, stats.clone()),
             rooms: Rooms::new(stats.clone()),
+            dedupe: Dedupe::new(
+                config.dedupe_budget_bytes,
+                config.dedupe_clients_per_user,
+                config.dedupe_retention,
+                stats.clone(),
+            ),
+            outages: Outages::default(),
             store: ReplayStore::new(config.replay_budget_bytes, stats.clone()),
             detached: Mutex::new(DetachedQueue::default()),
             message_prefix: format!("m{:08x}", rand::random::<u32>()),
@@ -102,15 +116,20 @@ impl Hub {
     }
 
     /// Attaches an authenticated socket: resumes `resume` when it can, else opens a new session.
+    /// `client` (the `auth.client` id) scopes its send-id memory; without one, its session does.
     pub(crate) fn attach(
         &self,
         user: &str,
+        client: Option<&str>,
         resume: Option<&ResumePoint>,
         now: Instant,
     ) -> Result<Attached, TooManyConnections> {
         let conn = Arc::new(ConnCell::new());
         if let Some(attached) = resume.and_then(|point| self.resume(&conn, user, point, now)) {
-            return attached;
+            return attached.map(|mut attached| {
+                attached.scope = scope_of(client, &attached.session);
+                attached
+            });
         }
         let handle = self.users.reserve_socket(user, self.max_conns_per_user)?;
         let id = SessionId::random();
@@ -122,6 +141,7 @@ impl Hub {
         self.stats.sessions.add(1);
         self.stats.sockets.add(1);
         Ok(Attached {
+            scope: scope_of(client, &session),
             session,
             conn,
             user: handle,
@@ -193,6 +213,7 @@ impl Hub {
         };
         self.stats.sockets.add(1);
         Some(Ok(Attached {
+            scope: Scope::Session(session.id),
             session,
             conn: conn.clone(),
             user: handle,
@@ -294,14 +315,17 @@ impl Hub {
         lock(&self.sessions).remove(&session.id);
         self.stats.sessions.sub(1);
         self.users.remove_session(&session.user, session.id);
+        self.dedupe.forget_session(&session.user, session.id);
         for room in &rooms {
             self.rooms.leave(room, session.id);
         }
         true
     }
 
-    /// Drops sessions detached for longer than the replay window, and old buffered events.
+    /// Drops sessions detached for longer than the replay window, old buffered events, and
+    /// send-id memory past its retention.
     pub(crate) fn expire(&self, now: Instant) {
+        self.dedupe.expire(now);
         let max_age = self.replay.max_age;
         loop {
             let expired = {
@@ -474,6 +498,14 @@ impl Hub {
             }
         }
         self.deliver_user(user, event, data, now)
+    }
+}
+
+/// The send-id memory a socket uses: its client's when it named one, else its session's.
+fn scope_of(client: Option<&str>, session: &SessionCell) -> Scope {
+    match client {
+        Some(client) => Scope::Client(client.into()),
+        None => Scope::Session(session.id),
     }
 }
 

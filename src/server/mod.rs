@@ -29,9 +29,12 @@ pub mod cli;
 mod clock;
 mod config;
 mod connection;
+mod dedupe;
+mod dev;
 mod frames;
 mod gate;
 mod handlers;
+mod handshake;
 mod http;
 mod hub;
 mod listener;
@@ -60,7 +63,8 @@ use tracing::{info, warn};
 
 pub use auth::mint_token;
 pub use config::{
-    ServerConfig, DEFAULT_ANNOUNCE_MAX_MEMBERS, DEFAULT_AUTH_TIMEOUT, DEFAULT_FRAME_RATE,
+    ServerConfig, DEFAULT_ANNOUNCE_MAX_MEMBERS, DEFAULT_AUTH_TIMEOUT, DEFAULT_DEDUPE_BUDGET_BYTES,
+    DEFAULT_DEDUPE_CLIENTS_PER_USER, DEFAULT_DEDUPE_RETENTION, DEFAULT_FRAME_RATE,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNS_PER_USER,
     DEFAULT_MAX_UNAUTHED_PER_IP, DEFAULT_RATE_LIMIT, DEFAULT_REPLAY_AGE,
     DEFAULT_REPLAY_BUDGET_BYTES, DEFAULT_REPLAY_MAX, DEFAULT_REPLAY_USER_BYTES,

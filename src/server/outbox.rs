@@ -35,6 +35,12 @@ pub(crate) const TOO_SLOW: Kill = Kill {
     reason: "socket queue full",
 };
 
+/// Closes a socket whose token expired (its `exp` passed without a `refresh`, or `/dev/expire`).
+pub(crate) const TOKEN_EXPIRED: Kill = Kill {
+    code: CloseCode::TOKEN_EXPIRED,
+    reason: "token expired",
+};
+
 /// A frame waiting for its socket.
 #[derive(Debug, Clone)]
 pub(crate) enum Outgoing {

@@ -1,10 +1,10 @@
 //! One session's memory: its rooms, its event `seq` counter, its replay buffer and the socket it
-//! is attached to behind the session's own lock, and its send-id memory behind a second one.
+//! is attached to, behind the session's own lock. (Its send-id memory lives in `dedupe`, keyed
+//! by (user, client), or by the session for a client without an id.)
 //!
 //! The hub owns every session and decides when one attaches, detaches or dies; delivery locks one
 //! session at a time, so no global lock is held while events fan out.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -14,9 +14,6 @@ use tokio::time::Instant;
 use super::outbox::{ConnCell, Outgoing, Pushed};
 use super::replay::{Body, ReplayBuffer, ReplayLimits};
 use super::rooms::Room;
-
-/// How many recent acks a session remembers for repeated send ids.
-const REMEMBERED_ACKS: usize = 128;
 
 /// A session id: 128 random bits, shown as 32 hex digits on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,49 +50,6 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// What the session remembers about client send ids, for exactly-once processing.
-#[derive(Debug, Default)]
-pub(crate) struct SendMemory {
-    highest: Option<u64>,
-    /// Recent ids and their ack frame; `None` stands for the plain `{"ok":true}` ack, which is
-    /// rebuilt instead of stored.
-    recent: VecDeque<(u64, Option<Box<str>>)>,
-}
-
-/// What to do with an incoming send id.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum SendCheck {
-    /// A new id: process it, then [`SendMemory::record`] its ack.
-    New,
-    /// Already processed: answer with this ack (`None`: the plain `ok: true` ack, also the
-    /// answer for ids too old to remember).
-    Repeated(Option<String>),
-}
-
-impl SendMemory {
-    /// Whether `id` is new or was already processed.
-    pub(crate) fn check(&self, id: u64) -> SendCheck {
-        match self.highest {
-            Some(highest) if id <= highest => SendCheck::Repeated(
-                self.recent
-                    .iter()
-                    .find(|(seen, _)| *seen == id)
-                    .and_then(|(_, ack)| ack.as_deref().map(str::to_owned)),
-            ),
-            _ => SendCheck::New,
-        }
-    }
-
-    /// Remembers that `id` was processed and answered with `ack` (`None`: the plain ok ack).
-    pub(crate) fn record(&mut self, id: u64, ack: Option<Box<str>>) {
-        self.highest = Some(self.highest.map_or(id, |h| h.max(id)));
-        self.recent.push_back((id, ack));
-        if self.recent.len() > REMEMBERED_ACKS {
-            self.recent.pop_front();
-        }
-    }
-}
-
 /// When and in which order a session lost its socket (the generation tells stale queue entries apart).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Detached {
@@ -119,8 +73,6 @@ pub(crate) enum Reach {
 pub(crate) struct SessionCell {
     pub(crate) id: SessionId,
     pub(crate) user: Arc<str>,
-    /// Locked from a send's check to its record (taken before `state`, never after).
-    sends: Mutex<SendMemory>,
     state: Mutex<SessionState>,
 }
 
@@ -143,7 +95,6 @@ impl SessionCell {
         SessionCell {
             id,
             user,
-            sends: Mutex::new(SendMemory::default()),
             state: Mutex::new(SessionState {
                 alive: true,
                 rooms: Vec::new(),
@@ -158,11 +109,6 @@ impl SessionCell {
     /// Locks the session. Nothing panics while holding it; a poisoned lock is still consistent.
     pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Locks the send-id memory.
-    pub(crate) fn sends(&self) -> MutexGuard<'_, SendMemory> {
-        self.sends.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Gives a stored event the session's next `seq`, buffers it for resume and queues it on the
@@ -234,21 +180,5 @@ mod tests {
         ] {
             assert_eq!(SessionId::parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn send_memory_answers_repeats_with_the_same_ack() {
-        let mut mem = SendMemory::default();
-        assert_eq!(mem.check(0), SendCheck::New);
-        mem.record(0, Some("ack0".into()));
-        mem.record(1, None);
-        assert_eq!(mem.check(0), SendCheck::Repeated(Some("ack0".into())));
-        assert_eq!(mem.check(1), SendCheck::Repeated(None));
-        assert_eq!(mem.check(2), SendCheck::New);
-        for id in 2..200 {
-            mem.record(id, Some(format!("ack{id}").into()));
-        }
-        assert_eq!(mem.check(0), SendCheck::Repeated(None));
-        assert_eq!(mem.check(199), SendCheck::Repeated(Some("ack199".into())));
     }
 }

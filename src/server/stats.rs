@@ -80,11 +80,29 @@ pub(crate) struct Stats {
     pub(crate) unread_bytes: Gauge,
     /// Users whose unread list was dropped to respect the unread budget.
     pub(crate) unread_evicted_users: Counter,
+    /// (user, client) pairs whose send ids are remembered (windows and floors).
+    pub(crate) dedupe_pairs: Gauge,
+    /// Bytes of send-id memory in use (pairs, remembered ids and their acks).
+    pub(crate) dedupe_bytes: Gauge,
+    /// Pairs whose remembered acks were dropped early (budget or per-user cap), keeping the floor.
+    pub(crate) dedupe_evicted: Counter,
+    /// Pairs dropped entirely, floor included, before their retention ran out (budget or
+    /// per-user cap): the only way a processed id can be processed again.
+    pub(crate) dedupe_floors_dropped: Counter,
+    /// Sends refused with `rate_limited`.
+    pub(crate) rate_limited: Counter,
+    /// Sockets closed with 4002 because their token expired.
+    pub(crate) closed_token_expired: Counter,
 }
 
 impl Stats {
     /// The `/health` body (without `status` and `uptime_s`, which the route adds).
-    pub(crate) fn snapshot(&self, replay_budget: usize, unread_budget: usize) -> Value {
+    pub(crate) fn snapshot(
+        &self,
+        replay_budget: usize,
+        unread_budget: usize,
+        dedupe_budget: usize,
+    ) -> Value {
         json!({
             "connections": self.sockets.get(),
             "users": self.users.get(),
@@ -107,6 +125,14 @@ impl Stats {
                 "budget_bytes": unread_budget,
                 "evicted_users": self.unread_evicted_users.get(),
             },
+            "dedupe": {
+                "pairs": self.dedupe_pairs.get(),
+                "bytes": self.dedupe_bytes.get(),
+                "budget_bytes": dedupe_budget,
+                "evicted": self.dedupe_evicted.get(),
+                "floors_dropped": self.dedupe_floors_dropped.get(),
+            },
+            "rate_limited": self.rate_limited.get(),
             "sessions_evicted": self.sessions_evicted.get(),
             "refused": {
                 "max_connections": self.refused_max_connections.get(),
@@ -123,6 +149,7 @@ impl Stats {
                 "frame_budget": self.closed_frame_budget.get(),
                 "invalid_utf8": self.closed_invalid_utf8.get(),
                 "too_big": self.closed_too_big.get(),
+                "token_expired": self.closed_token_expired.get(),
             },
         })
     }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import server_disagrees
 from wire import http, new_client_id
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -79,7 +78,6 @@ def test_a_message_is_acked_with_its_id_and_fanned_out_to_the_room(server, room)
     assert RFC3339.match(message["data"]["ts"]), message
 
 
-@server_disagrees("§10 `user_joined` is volatile, but the server numbers it: new_message gets seq 2")
 def test_the_first_durable_event_of_a_session_has_seq_1(server, room):
     # Bob is in the room first, so alice joining tells him `user_joined`: volatile (§10), no
     # seq. The message after it is bob's first durable event: seq 1.
@@ -93,7 +91,6 @@ def test_the_first_durable_event_of_a_session_has_seq_1(server, room):
     assert message["seq"] == 1, message
 
 
-@server_disagrees("§4/§10 volatile events carry no seq; the server sends user_joined with seq 1")
 def test_membership_events_are_volatile(server, room):
     alice, _ = server.authed("alice-" + room[-6:])
     bob, _ = server.authed("bob-" + room[-6:])
@@ -120,10 +117,6 @@ def test_a_resent_send_id_gets_the_same_ack_and_is_not_processed_again(server, r
     assert [f for f in bob.quiet(0.5) if f.get("event") == "new_message"] == []
 
 
-@server_disagrees(
-    "§5 dedupe per (user, client): a resend in a new session of the same client id is "
-    "processed again (a second new_message, a new message id)"
-)
 def test_send_ids_are_deduped_across_sessions_of_the_same_client(server, room):
     # §5: dedupe is per (user, client), "from any socket or session of the same (user, client)".
     client = new_client_id()

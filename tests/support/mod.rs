@@ -174,12 +174,23 @@ impl WsClient {
         token: &str,
         resume: Option<ResumePoint>,
     ) -> (Self, ServerFrame) {
+        Self::authed_as(addr, token, None, resume).await
+    }
+
+    /// Connects and sends `auth` with this token, client id and resume point; expects
+    /// `authenticated`.
+    pub async fn authed_as(
+        addr: SocketAddr,
+        token: &str,
+        client_id: Option<&str>,
+        resume: Option<ResumePoint>,
+    ) -> (Self, ServerFrame) {
         let mut client = Self::connect(addr).await;
         client
             .send(&ClientFrame::Auth {
                 v: 1,
                 token: token.to_owned(),
-                client: None,
+                client: client_id.map(str::to_owned),
                 resume,
             })
             .await;
@@ -337,6 +348,43 @@ impl WsClient {
             }
         }
     }
+}
+
+/// The session id of an `authenticated` frame.
+pub fn session_of(frame: &ServerFrame) -> String {
+    match frame {
+        ServerFrame::Authenticated { session, .. } => session.clone(),
+        other => panic!("not authenticated: {other:?}"),
+    }
+}
+
+/// An ack's (ok, data, error code).
+pub fn ack_parts(frame: ServerFrame) -> (bool, Option<Value>, Option<String>) {
+    match frame {
+        ServerFrame::Ack {
+            ok, data, error, ..
+        } => (ok, data, error.map(|e| e.code)),
+        other => panic!("not an ack: {other:?}"),
+    }
+}
+
+/// Sends `auth` with `token` and returns the frame that answers it and the close code after it.
+pub async fn auth_and_expect_close(addr: SocketAddr, token: &str) -> (ServerFrame, u16) {
+    let mut client = WsClient::connect(addr).await;
+    client
+        .send(&ClientFrame::Auth {
+            v: 1,
+            client: None,
+            token: token.to_owned(),
+            resume: None,
+        })
+        .await;
+    let frame = client.recv().await;
+    let code = match client.next(WAIT).await {
+        Received::Close(code, _) => code,
+        other => panic!("expected close, got {other:?}"),
+    };
+    (frame, code)
 }
 
 /// A frame just over the default limit.

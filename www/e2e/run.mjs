@@ -30,7 +30,7 @@ const DIST_DEV = resolve(opt('--dist-dev', resolve(here, '../dist-dev')));
 const DOCS_SHOT = opt('--docs-screenshot', null);
 const RESULTS = resolve(here, '../test-results');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const OVERALL_MS = 150_000;
+const OVERALL_MS = 270_000;
 // One secret for every incarnation of a server, so tokens survive a restart (the demo fetches a
 // new one before every attempt anyway).
 const JWT_SECRET = 'e2e-secret-0123456789abcdef0123456789abcdef';
@@ -269,10 +269,10 @@ test('StrictMode (React development build): one socket and one set of listeners 
     assert.equal((await server.health()).connections, 1);
     const debug = await a.page.evaluate(() => window.sockline.stats().debug);
     // Notifications (3) + Chat (2) useSocklineEvent calls and the provider's `leader_changed`;
-    // the provider's one onState.
+    // the provider's onState and the connection panel's (each once, though mounted twice).
     assert.equal(debug.sockets, 1, JSON.stringify(debug));
     assert.equal(debug.listeners, 6, JSON.stringify(debug));
-    assert.equal(debug.stateListeners, 1, JSON.stringify(debug));
+    assert.equal(debug.stateListeners, 2, JSON.stringify(debug));
 
     const b = await openAs(server, 'bob');
     await expectState(b.page, 'connected');
@@ -313,6 +313,82 @@ test('server killed: reconnecting with an attempt number; a message typed meanwh
     assert.equal(await queued.count(), 1, 'the queued message shows once');
     assert.equal(await messages(page, 'before the outage').count(), 1);
     assert.equal((await server.health()).connections, 1);
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }),
+);
+
+/** The connection panel's timeline, oldest first: `state:reason` per entry. */
+async function timeline(page) {
+  return page.getByTestId('timeline').locator('li').evaluateAll((items) =>
+    items.map((li) => `${li.dataset.state}:${li.dataset.reason}`).reverse(),
+  );
+}
+
+test('the connection panel: "drop my link" shows the cut, its cause, the backoff and the way back', { timeout: 30_000 }, () =>
+  withServer(async (server) => {
+    const { ctx, page, errors } = await openAs(server, 'alice');
+    await expectState(page, 'connected');
+    await page.getByTestId('rtt').filter({ hasText: /ms$/ }).waitFor({ timeout: 15_000 }).catch(() => {});
+    await page.getByTestId('drop-code').selectOption('1011');
+    await page.getByTestId('drop-link').click();
+    await page.getByTestId('fault-note').filter({ hasText: '"closed":1' }).waitFor();
+    await page.getByTestId('timeline').locator('li[data-state="reconnecting"][data-reason="socket_closed"]').waitFor();
+    await expectState(page, 'connected');
+    const lost = page.getByTestId('timeline').locator('li[data-state="reconnecting"]').first();
+    assert.match(await lost.textContent(), /retry in \d/);
+    assert.match(await lost.textContent(), /1011/);
+    const seen = await timeline(page);
+    assert.deepEqual(seen.slice(-4), ['reconnecting:socket_closed', 'connecting:retry', 'authenticating:socket_open', 'connected:authenticated']);
+    assert.equal(await page.getByTestId('reconnects').textContent(), '1');
+    await page.screenshot({ path: `${RESULTS}/panel-drop.png` });
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }),
+);
+
+test('the connection panel: "outage for 10 s" refuses the way back until it ends; a message typed meanwhile arrives once', { timeout: 45_000 }, () =>
+  withServer(async (server) => {
+    const { ctx, page, errors } = await openAs(server, 'alice');
+    await expectState(page, 'connected');
+    const t0 = Date.now();
+    await page.getByTestId('outage').click();
+    await page.getByTestId('fault-note').filter({ hasText: 'link dropped' }).waitFor();
+    await expectState(page, 'reconnecting');
+    await say(page, 'typed during the outage');
+    const queued = messages(page, 'typed during the outage');
+    await queued.and(page.locator('[data-status="queued"]')).waitFor();
+    // Refused right after auth, again and again: each a 1013 (`try again later`), with backoff.
+    await until('two refused attempts', async () =>
+      (await timeline(page)).filter((e) => e === 'reconnecting:socket_closed').length >= 3,
+    15_000);
+    await page.screenshot({ path: `${RESULTS}/panel-outage.png`, fullPage: true });
+    if (DOCS_SHOT) {
+      const shot = resolve(dirname(resolve(DOCS_SHOT)), 'outage.png');
+      copyFileSync(`${RESULTS}/panel-outage.png`, shot);
+      log(`wrote ${shot}`);
+    }
+    await expectState(page, 'connected', 30_000);
+    assert.ok(Date.now() - t0 >= 9_500, 'not back before the outage ended');
+    await queued.and(page.locator('[data-status="delivered"]')).waitFor({ timeout: 10_000 });
+    await sleep(800);
+    assert.equal(await queued.count(), 1, 'the queued message shows once');
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }),
+);
+
+test('the connection panel: "expire my token" closes with 4002 and the client comes back with a fresh token', { timeout: 30_000 }, () =>
+  withServer(async (server) => {
+    const { ctx, page, errors } = await openAs(server, 'alice');
+    await expectState(page, 'connected');
+    await page.getByTestId('expire-token').click();
+    await page.getByTestId('timeline').locator('li[data-state="reconnecting"][data-reason="token_expired"]').waitFor();
+    await expectState(page, 'connected');
+    const lost = page.getByTestId('timeline').locator('li[data-state="reconnecting"]').first();
+    assert.match(await lost.textContent(), /retry in 0\.0 s/, 'retried at once, not after a backoff');
+    await server.notify({ user: 'alice', event: 'new_notification', data: { id: 'x-1', title: 'After the new token' } });
+    await page.getByTestId('notification-list').getByText('After the new token').waitFor();
     assert.deepEqual(errors, []);
     await ctx.close();
   }),
@@ -369,7 +445,7 @@ test('two users in two pages see each other’s messages and typing', { timeout:
       await alice.page.getByTestId('unread-count').filter({ hasText: /^2$/ }).waitFor();
       await bob.page.getByTestId('chat-input').pressSequentially('see you');
       await alice.page.getByTestId('typing-indicator').filter({ hasText: 'bob is typing' }).waitFor();
-      await alice.page.screenshot({ path: `${RESULTS}/demo.png` });
+      await alice.page.screenshot({ path: `${RESULTS}/demo.png`, fullPage: true });
       mkdirSync(dirname(resolve(DOCS_SHOT)), { recursive: true });
       copyFileSync(`${RESULTS}/demo.png`, DOCS_SHOT);
       log(`wrote ${DOCS_SHOT}`);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// End-to-end tests of tab sharing and the durable outbox (issue 12): several pages of one browser
+// End-to-end tests of tab sharing and the durable outbox (issue 12), and of the token lifecycle in
+// the browser (issue 15: in-band refresh, an expired token replaced at once): several pages of one browser
 // context (one origin, so one group of tabs) run www/e2e/tabs/index.html, a bare page using the
 // built package, against a real sockline-server (--dev) on an OS-chosen 127.0.0.1 port, in
 // Debian's /usr/bin/chromium driven by playwright-core. The page and pkg/ are served by
@@ -158,9 +159,10 @@ async function newContext() {
   return ctx;
 }
 
-/** Opens the test page in `ctx` with query `q`; resolves once its client exists. */
-async function open(ctx, q = {}) {
+/** Opens the test page in `ctx` with query `q` (after `prepare(page)`, e.g. routes); resolves once its client exists. */
+async function open(ctx, q = {}, prepare = async () => {}) {
   const page = await ctx.newPage();
+  await prepare(page);
   page.setDefaultTimeout(10_000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -577,4 +579,52 @@ test('a send whose ack was lost, then a reload (a new session): processed once, 
   await until('the resent send is acked and its record deleted', async () => (await page.evaluate(() => window.t.stored())) === 0);
   await sleep(500);
   assert.equal(await countOf(observer, 'new_message', 'text', 'ack lost'), 1, 'processed exactly once');
+});
+
+// ---------- tokens (issue 15): refreshed in-band before expiry; an expired one replaced at once ----------
+
+/** Opens the test page with a WebSocket route that records every text frame each way. */
+async function openRecorded(ctx, q) {
+  const frames = { sent: [], received: [] };
+  const page = await open(ctx, q, (p) =>
+    p.routeWebSocket(/\/ws$/, (ws) => {
+      const upstream = ws.connectToServer();
+      ws.onMessage((m) => (typeof m === 'string' && frames.sent.push(m), upstream.send(m)));
+      upstream.onMessage((m) => (typeof m === 'string' && frames.received.push(m), ws.send(m)));
+    }),
+  );
+  const typed = (list, type) => list.filter((m) => JSON.parse(m).type === type);
+  return { page, sent: (type) => typed(frames.sent, type), received: (type) => typed(frames.received, type) };
+}
+
+test('a token about to expire is refreshed in-band: one socket outlives several tokens', { timeout: 40_000 }, async () => {
+  const user = freshUser();
+  const { page, sent, received } = await openRecorded(await newContext(), { user, ttl: 3, share: '0' });
+  await connected([page]);
+  // Tokens live 2–3 s (`exp` is in whole seconds); the client refetches one and sends `refresh`
+  // 10 % of the life before expiry. Without that the server closes the socket with 4002.
+  await until('three refreshes answered', async () => received('refreshed').length >= 3, 15_000);
+  assert.equal(sent('auth').length, 1, 'one auth: the socket was never replaced');
+  assert.ok(sent('refresh').length >= 3);
+  const log = await logOf(page);
+  assert.deepEqual(log.states.map((s) => s.state), ['connecting', 'authenticating', 'connected'], 'no reconnect');
+  assert.ok(log.tokens >= 4, `a token per refresh (${log.tokens})`);
+  await notify({ user, event: 'new_notification', data: { id: 'after-refresh', title: 'still here' } });
+  await onceEach([page], 'new_notification', 'id', 'after-refresh');
+  assert.deepEqual(page.errors, []);
+});
+
+test('an expired token is replaced at once: auth_error expired, a fresh token, connected', { timeout: 30_000 }, async () => {
+  const { page, sent, received } = await openRecorded(await newContext(), { user: freshUser(), expiredfirst: '', share: '0' });
+  await connected([page]);
+  const refusals = received('auth_error').map((m) => JSON.parse(m).code);
+  assert.deepEqual(refusals, ['expired'], 'the first token was refused as expired');
+  assert.equal(sent('auth').length, 2, 'two auths: the expired token, then the fresh one');
+  const log = await logOf(page);
+  assert.equal(log.tokens, 2, 'getToken called again at once');
+  const [first, second] = sent('auth').map((m) => JSON.parse(m).token);
+  assert.notEqual(first, second, 'the expired token is never sent again');
+  assert.ok(!log.states.some((s) => s.state === 'disconnected'), `never final: ${JSON.stringify(log.states)}`);
+  assert.equal(log.states.find((s) => s.state === 'reconnecting')?.reason, 'token_expired');
+  assert.deepEqual(page.errors, []);
 });

@@ -3,6 +3,7 @@ import { useSockline } from 'sockline/react';
 import { ConnectionIndicator } from './ConnectionIndicator.jsx';
 import { Notifications } from './Notifications.jsx';
 import { Chat } from './Chat.jsx';
+import { ConnectionPanel } from './ConnectionPanel.jsx';
 
 export function App({ user }) {
   // For the console (and the e2e tests): `sockline.stats()`.
@@ -22,6 +23,7 @@ export function App({ user }) {
         </span>
       </header>
       <main>
+        <ConnectionPanel user={user} />
         <Notifications user={user} />
         <Chat user={user} />
       </main>

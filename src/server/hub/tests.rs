@@ -25,7 +25,7 @@ fn drain(conn: &ConnCell) -> Vec<u64> {
 fn detached_sessions_keep_buffering_and_resume_in_order() {
     let now = Instant::now();
     let hub = hub();
-    let a = hub.attach("u1", None, now).unwrap();
+    let a = hub.attach("u1", None, None, now).unwrap();
     assert_eq!(hub.notify_user("u1", "e", &Value::Null, now), 1);
     assert_eq!(drain(&a.conn), vec![1]);
     hub.detach(&a, now);
@@ -35,7 +35,7 @@ fn detached_sessions_keep_buffering_and_resume_in_order() {
         session: a.session.id.to_string(),
         seq: 1,
     };
-    let b = hub.attach("u1", Some(&point), now).unwrap();
+    let b = hub.attach("u1", None, Some(&point), now).unwrap();
     assert!(b.resumed);
     assert!(Arc::ptr_eq(&b.session, &a.session));
     let seqs: Vec<u64> = b.replay.iter().map(|(seq, _)| *seq).collect();
@@ -51,11 +51,11 @@ fn a_user_keeps_at_most_twice_their_socket_limit_of_detached_sessions() {
     let cap = hub.max_conns_per_user * 2;
     let mut sessions = Vec::new();
     for _ in 0..cap + 3 {
-        let a = hub.attach("u1", None, now).unwrap();
+        let a = hub.attach("u1", None, None, now).unwrap();
         hub.detach(&a, now);
         sessions.push(a.session);
     }
-    let other = hub.attach("u2", None, now).unwrap();
+    let other = hub.attach("u2", None, None, now).unwrap();
     hub.detach(&other, now);
     let kept: Vec<_> = sessions.iter().filter(|s| s.lock().alive).collect();
     assert_eq!(kept.len(), cap);
@@ -73,17 +73,17 @@ fn a_user_keeps_at_most_twice_their_socket_limit_of_detached_sessions() {
 fn another_users_or_expired_session_is_not_resumed() {
     let now = Instant::now();
     let hub = hub();
-    let a = hub.attach("u1", None, now).unwrap();
+    let a = hub.attach("u1", None, None, now).unwrap();
     hub.detach(&a, now);
     let point = ResumePoint {
         session: a.session.id.to_string(),
         seq: 0,
     };
-    let b = hub.attach("u2", Some(&point), now).unwrap();
+    let b = hub.attach("u2", None, Some(&point), now).unwrap();
     assert!(!b.resumed);
     hub.expire(now + Duration::from_secs(60));
     assert!(!a.session.lock().alive);
-    let c = hub.attach("u1", Some(&point), now).unwrap();
+    let c = hub.attach("u1", None, Some(&point), now).unwrap();
     assert!(!c.resumed);
     assert_eq!(hub.stats.sockets.get(), 2);
     assert_eq!(hub.stats.sessions.get(), 2);
@@ -93,12 +93,12 @@ fn another_users_or_expired_session_is_not_resumed() {
 fn a_failed_resume_leaves_the_sessions_live_socket_alone() {
     let now = Instant::now();
     let hub = hub();
-    let a = hub.attach("u1", None, now).unwrap();
+    let a = hub.attach("u1", None, None, now).unwrap();
     let future = ResumePoint {
         session: a.session.id.to_string(),
         seq: 99,
     };
-    let b = hub.attach("u1", Some(&future), now).unwrap();
+    let b = hub.attach("u1", None, Some(&future), now).unwrap();
     assert!(!b.resumed);
     assert!(!Arc::ptr_eq(&a.session, &b.session));
     assert!(
@@ -113,7 +113,7 @@ fn a_failed_resume_leaves_the_sessions_live_socket_alone() {
 fn a_full_socket_queue_closes_the_socket_but_not_the_session() {
     let now = Instant::now();
     let hub = hub();
-    let a = hub.attach("u1", None, now).unwrap();
+    let a = hub.attach("u1", None, None, now).unwrap();
     for _ in 0..crate::server::outbox::QUEUE_FRAMES {
         assert_eq!(hub.notify_user("u1", "e", &Value::Null, now), 1);
     }
@@ -127,7 +127,7 @@ fn a_full_socket_queue_closes_the_socket_but_not_the_session() {
         session: a.session.id.to_string(),
         seq: 0,
     };
-    let b = hub.attach("u1", Some(&point), now).unwrap();
+    let b = hub.attach("u1", None, Some(&point), now).unwrap();
     assert!(b.resumed);
     assert_eq!(b.replay.len(), crate::server::outbox::QUEUE_FRAMES + 1);
 }
@@ -137,7 +137,7 @@ fn dropping_every_session_returns_every_counter_to_zero() {
     let now = Instant::now();
     let hub = hub();
     for n in 0..20u64 {
-        let a = hub.attach(&format!("u{}", n % 3), None, now).unwrap();
+        let a = hub.attach(&format!("u{}", n % 3), None, None, now).unwrap();
         hub.rooms.join("chat:1", &a.session);
         a.session
             .lock()
