@@ -3,8 +3,9 @@
 // pkg/ and tsc has compiled js/src/ into it. The version, description and license come from
 // Cargo.toml so there is one source of truth. The `.` entry is index.js (compiled from
 // js/src/index.ts): the wasm face's exports (sockline.js and its driver, core/) plus the
-// tab-sharing `SocklineClient` (client.js, tabs/) that wraps the face's client. The `./react` subpath needs React, an optional peer dependency: apps without React
-// install nothing extra.
+// tab-sharing `SocklineClient` (client.js, tabs/) that wraps the face's client. The `./react`
+// subpath needs React, an optional peer dependency: apps without React install nothing extra.
+// `./sockline_bg.wasm` is exported for apps that load the bytes themselves (Node: initSync).
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const cargo = readFileSync('Cargo.toml', 'utf8');

@@ -3,12 +3,12 @@
 //! driver in js/src/core/.
 //!
 //! The split: every decision is made here, in the core and the shell — what the options mean
-//! and whether they are valid (`options`), what each page event is to the core, when to open,
-//! send on and close a socket, when to fetch a token, when the timer must fire, what is
-//! reported and with which error code and words (`out`). The driver only moves bytes and time:
-//! it opens the sockets and feeds their events, arms the one `setTimeout`, reports page events,
-//! calls `getToken()`, and hands each output to the app's listeners and promises. The wasm
-//! imports nothing (no wasm-bindgen, no web-sys): the driver calls it, it never calls out.
+//! (`options`; the driver checks their types first), what each page event is to the core, when
+//! to open, send on and close a socket, when to fetch a token, when the timer must fire, what
+//! is reported and with which error code and words (`out`). The driver only moves bytes and
+//! time: it opens the sockets and feeds their events, arms the one `setTimeout`, reports page
+//! events, calls `getToken()`, and hands each output to the app's listeners and promises. The
+//! wasm imports nothing (no wasm-bindgen, no web-sys): the driver calls it, it never calls out.
 
 mod abi;
 mod options;
