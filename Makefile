@@ -43,52 +43,51 @@ doc: ## Build the docs, rustdoc warnings as errors
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
 # The npm package, offline: a wasm32 build with the size profile (`[profile.wasm]` in Cargo.toml:
-# opt-level "z", LTO, one codegen unit; the release profile is opt-level 3 for native code), the
-# installed wasm-bindgen CLI (--target web, --weak-refs so a dropped client is freed by the GC; the
-# `name` section, function names for devtools stack traces, and the producers section are dropped:
-# they were a third of the .wasm), wasm-opt, the JS glue minified, the package entry, the
-# tab-sharing client and the React bindings (js/src/ compiled by tsc into pkg/: the .d.ts with
-# their doc comments, the .js minified; js/'s npm packages are installed once), then package.json
-# (scripts/pkg-json.mjs), and the size (`make size` checks it against the budget).
+# opt-level "z", LTO, one codegen unit; the release profile is opt-level 3 for native code): the
+# wasm core (src/wasm: two exports over linear memory, no imports, no wasm-bindgen), wasm-opt
+# (names, producers and debug sections stripped), then js/src/ compiled by tsc into pkg/: the
+# core's TypeScript driver (sockline.js, core/), the package entry with the tab-sharing client
+# (index.js, client.js, tabs/) and the React bindings (react/); the .d.ts keep their doc
+# comments, the .js are minified (esbuild); js/'s npm packages are installed once. Then
+# package.json (scripts/pkg-json.mjs) and the size (`make size` checks it against the budget).
 # wasm-pack is not used: it would try to download tools.
+# scripts/wasm-trap-panics.mjs turns panics and allocation failures into an immediate trap (what
+# they end in anyway on this target: std's message goes to a stderr wasm32 lacks), which leaves
+# core::fmt out of the package; it uses binaryen's JS API (tools/).
 # wasm-opt is binaryen's npm build (tools/, pinned; a JS/wasm program, nothing native is
-# downloaded), run AFTER wasm-bindgen. Not Debian's binaryen 108: it writes the
-# `__wbindgen_externrefs` table export with index 0 (the funcref table) instead of 1, so init()
-# throws "WebAssembly.Table.set(): ... function-typed object must be null". The features are the
-# ones rustc enables for wasm32 (multivalue included: wasm-bindgen emits multi-value shims);
-# the target_features section is metadata only and is dropped.
+# downloaded); Debian's binaryen 108 is older than the features rustc enables for wasm32
+# (multivalue included); the target_features section is metadata only and is dropped.
 WASM_OPT := tools/node_modules/.bin/wasm-opt
-# The JS glue is minified (esbuild, tools/): its doc comments are in sockline.d.ts, which is what
-# editors and TypeScript read; what a page downloads is the code.
 ESBUILD := tools/node_modules/.bin/esbuild
 WASM_OPT_FLAGS := -Oz --converge --enable-reference-types --enable-bulk-memory \
 	--enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-	--enable-multivalue --strip-target-features
+	--enable-multivalue --strip-target-features --strip-debug --strip-producers
 pkg: ## Build the npm package in pkg/ (offline once js/ and tools/ have their npm packages; then `npm install ./pkg` or `npm pack ./pkg`)
 	scripts/setup.sh --rust --js --tools
 	$(CARGO) build --lib --profile wasm --target $(WASM_TARGET)
 	rm -rf pkg
-	wasm-bindgen --target web --weak-refs --remove-name-section --remove-producers-section \
-		--out-dir pkg --out-name sockline target/$(WASM_TARGET)/wasm/sockline.wasm
-	$(WASM_OPT) $(WASM_OPT_FLAGS) pkg/sockline_bg.wasm -o pkg/sockline_bg.wasm
-	$(ESBUILD) pkg/sockline.js --minify --format=esm --log-level=warning \
-		--banner:js='/* @ts-self-types="./sockline.d.ts" */' --outfile=pkg/sockline.js --allow-overwrite
+	mkdir pkg
+	node scripts/wasm-trap-panics.mjs target/$(WASM_TARGET)/wasm/sockline.wasm target/$(WASM_TARGET)/wasm/sockline.trapping.wasm
+	$(WASM_OPT) $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm/sockline.trapping.wasm -o pkg/sockline_bg.wasm
 	cd js && node_modules/.bin/tsc -p tsconfig.json --emitDeclarationOnly && \
 		node_modules/.bin/tsc -p tsconfig.json --declaration false --removeComments
-	cd pkg && for f in $(TABS_JS); do \
+	cd pkg && for f in $(PKG_JS); do \
 		../$(ESBUILD) $$f --minify --format=esm --log-level=warning --outfile=$$f --allow-overwrite; done
 	node scripts/pkg-json.mjs
 	@$(MAKE) --no-print-directory size-report
 
-# TABS_JS: the entry and the tab-sharing client (js/src/index.ts, client.ts, tabs/), gzipped
-# together as a bundler would ship them (one chunk).
-TABS_JS := index.js client.js $(addprefix tabs/,emitter.js leader.js locks.js pending.js seen.js solo.js store.js wire.js)
-# The budget for what a page loads: the .wasm plus its JS glue, each `gzip -9`; the tab-sharing
-# client (TABS_JS) is printed beside it. `make pkg` prints the size; `make size` (the last step
-# of `make test`) also fails above the budget.
+# PKG_JS: every module tsc writes into pkg/ (minified one by one; apps bundle them).
+PKG_JS := sockline.js $(addprefix core/,abi.js client.js options.js types.js util.js) index.js client.js \
+	$(addprefix tabs/,emitter.js leader.js locks.js pending.js seen.js solo.js store.js wire.js) react/index.js
+# The budget is for what a page loads to use `SocklineClient`'s connection: the .wasm and the JS
+# of the wasm face (sockline.js with core/, as a bundler ships it: one chunk), each `gzip -9`.
+# The tab-sharing client (what the package entry index.js adds: client.js, tabs/) is printed
+# beside it: the entry's bundle less the face's. `make pkg` prints the size; `make size` (the
+# last step of `make test`) also fails above the budget.
 SIZE_BUDGET := 30720
-SIZE_REPORT = wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$(gzip -9 -c pkg/sockline.js | wc -c); \
-	tabs=$$(cd pkg && cat $(TABS_JS) | gzip -9 | wc -c); total=$$((wasm + js)); \
+BUNDLE = $(ESBUILD) $(1) --bundle --minify --format=esm --log-level=warning | gzip -9 | wc -c
+SIZE_REPORT = wasm=$$(gzip -9 -c pkg/sockline_bg.wasm | wc -c); js=$$($(call BUNDLE,pkg/sockline.js)); \
+	entry=$$($(call BUNDLE,pkg/index.js)); tabs=$$((entry - js)); total=$$((wasm + js)); \
 	printf 'pkg size (gzip -9): sockline_bg.wasm %d B + sockline.js %d B = %d B (%.1f KiB); budget %d B, headroom %d B; tab-sharing client %d B more (%d B in all)\n' \
 		$$wasm $$js $$total $$(awk "BEGIN { print $$total / 1024 }") $(SIZE_BUDGET) $$(($(SIZE_BUDGET) - total)) $$tabs $$((total + tabs))
 size-report:
@@ -99,17 +98,14 @@ size: ## Print the gzipped size of pkg/ (.wasm + JS glue, gzip -9); fails above 
 			echo "pkg size: $$total B is over the budget of $(SIZE_BUDGET) B (30 KiB)" >&2; exit 1; \
 		fi
 
-# Browser tests (tests/browser.rs) in headless Chromium through chromedriver; webdriver.json in
-# the crate root gives chromium its flags. The harness starts the reference server, gives the
-# tests a control URL at compile time (SOCKLINE_HARNESS) and stops everything when they end.
-# The test binary is built once without the URL first, so the harness run recompiles only it.
-BROWSER_TEST_ENV := CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=240
-test-browser: ## Run the browser tests (tests/browser.rs) in headless Chromium against the reference server
-	scripts/setup.sh --rust --browser
-	$(CARGO) build --features server --bin sockline-server
-	$(BROWSER_TEST_ENV) $(CARGO) test --target $(WASM_TARGET) --test browser --no-run
-	timeout 600 node scripts/browser-harness.mjs --server target/debug/sockline-server --timeout-s 540 -- \
-		env $(BROWSER_TEST_ENV) $(CARGO) test --target $(WASM_TARGET) --test browser
+# Browser tests (tests/browser.mjs) of the built package's wasm face in headless Chromium
+# (playwright-core, www/'s npm packages, drives Debian's /usr/bin/chromium) against the reference
+# server. The harness starts the server, gives the tests a control URL (SOCKLINE_HARNESS: kill,
+# restart, tokens, /notify) and stops everything when they end.
+test-browser: pkg server ## Run the browser tests (tests/browser.mjs) in headless Chromium against the reference server
+	scripts/setup.sh --www --browser
+	timeout 300 node scripts/browser-harness.mjs --server $(SERVER_BIN) --timeout-s 280 -- \
+		node tests/browser.mjs --pkg pkg
 
 # The demo (www/: React + Vite, using pkg/ through file:../pkg) and its end-to-end tests.
 PORT ?= 8080
@@ -152,7 +148,7 @@ test-tabs: pkg server ## Run the tab-sharing and durable-outbox tests (www/e2e/t
 	scripts/setup.sh --www --browser
 	timeout 240 node www/e2e/tabs.mjs --server $(SERVER_BIN) --pkg pkg
 
-test: setup fmt-check lint doc test-native test-wasm test-browser pkg test-types test-tabs test-e2e test-next test-node soak test-python size ## Everything CI runs: setup, then all checks and tests, in order
+test: setup fmt-check lint doc test-native test-wasm pkg test-browser test-types test-tabs test-e2e test-next test-node soak test-python size ## Everything CI runs: setup, then all checks and tests, in order
 
 # The Next.js example (examples/nextjs/: App Router, a server component rendering sockline/react's
 # provider, client components with its hooks; pkg/ installed as a copy, as from a registry):

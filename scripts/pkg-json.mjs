@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Writes pkg/package.json (and copies the README) after wasm-bindgen --target web has filled pkg/
-// and tsc has compiled js/src/ into it. The version, description and license come from Cargo.toml
-// so there is one source of truth. The `.` entry is index.js (compiled from js/src/index.ts): the
-// wasm glue's exports plus the tab-sharing `SocklineClient` (client.js, tabs/) that wraps the
-// wasm class. The `./react` subpath needs React, an optional peer dependency: apps without React
-// install nothing extra.
+// Writes pkg/package.json (and copies the README) after wasm-opt has written the wasm core into
+// pkg/ and tsc has compiled js/src/ into it. The version, description and license come from
+// Cargo.toml so there is one source of truth. The `.` entry is index.js (compiled from
+// js/src/index.ts): the wasm face's exports (sockline.js and its driver, core/) plus the
+// tab-sharing `SocklineClient` (client.js, tabs/) that wraps the face's client. The `./react`
+// subpath needs React, an optional peer dependency: apps without React install nothing extra.
+// `./sockline_bg.wasm` is exported for apps that load the bytes themselves (Node: initSync).
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const cargo = readFileSync('Cargo.toml', 'utf8');
@@ -46,8 +47,17 @@ const pkg = {
     'tabs/wire.d.ts',
     'sockline.js',
     'sockline.d.ts',
+    'core/abi.js',
+    'core/abi.d.ts',
+    'core/client.js',
+    'core/client.d.ts',
+    'core/options.js',
+    'core/options.d.ts',
+    'core/types.js',
+    'core/types.d.ts',
+    'core/util.js',
+    'core/util.d.ts',
     'sockline_bg.wasm',
-    'sockline_bg.wasm.d.ts',
     'react/index.js',
     'react/index.d.ts',
     'README.md',

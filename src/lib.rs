@@ -20,8 +20,9 @@
 //! - [`events`]: the typed event catalogue (`ServerEvent` / `ClientEvent` and one type per
 //!   event), which applications extend with their own types.
 //! - [`error`]: `SendError`, `AckError`, `ClientError`, grouped by who is to blame.
-//! - `native` (not on wasm32): `Client` and `ClientConfig`; `wasm` (wasm32): the JS API;
-//!   `server` (feature `server`): the reference server.
+//! - `native` (not on wasm32): `Client` and `ClientConfig`; `wasm` (wasm32): the package's
+//!   wasm core, driven by its TypeScript driver (js/src/core/); `server` (feature `server`):
+//!   the reference server.
 //!
 //! The listener registry and the drivers' bookkeeping are `pub(crate)`.
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@
 pub mod core;
 pub mod error;
 pub mod events;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod listeners;
 pub(crate) mod message;
 pub mod protocol;
@@ -45,7 +47,7 @@ pub mod server;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
 #[cfg(target_arch = "wasm32")]
-pub mod wasm;
+mod wasm;
 
 pub use crate::core::ConnectionConfig;
 pub use error::{AckError, ClientError, SendError};

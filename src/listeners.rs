@@ -60,7 +60,7 @@ impl<L: Clone> Registry<L> {
     }
 
     /// How many listeners are registered (the browser's leak checks read it).
-    #[cfg_attr(not(any(test, target_arch = "wasm32")), allow(dead_code))]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.listeners.len()
     }

@@ -1,31 +1,23 @@
-//! The browser face (wasm32 only): a web-sys driver around the core and the `#[wasm_bindgen]`
-//! JavaScript API, [`SocklineClient`].
+//! The browser face (wasm32 only): the package's wasm core, a [`Shell`](crate::shell::Shell)
+//! per client behind a small ABI of numbers and JSON text (`abi`), driven by the TypeScript
+//! driver in js/src/core/.
 //!
-//! The driver runs the shell's beats: wait for one thing (a socket callback, the single
-//! `setTimeout`, a page event, a settled `getToken()` promise), feed it with `now` from
-//! `performance.now()`, drain the shell, perform the actions, deliver the outputs, re-arm the
-//! timer if the deadline moved. `socket` (RAII `WebSocket`), `page` (RAII page listeners),
-//! `pump` (the loop), `deliver` (outputs to JS), `client` (the JS API), `options`, `types`
-//! (the TypeScript section) and `js` (small helpers) each own one part.
-//!
-//! Page events: `visibilitychange` → `Env(Hidden | Visible)`, `online`/`offline` →
-//! `Env(Online | Offline)`, `pagehide`/`pageshow` (back-forward cache) → `Env(Offline | Online)`.
-//! All of them, the socket and the timer are released by `free()`.
+//! The split: every decision is made here, in the core and the shell — what the options mean
+//! (`options`; the driver checks their types first), what each page event is to the core, when
+//! to open, send on and close a socket, when to fetch a token, when the timer must fire, what
+//! is reported and with which error code and words (`out`). The driver only moves bytes and
+//! time: it opens the sockets and feeds their events, arms the one `setTimeout`, reports page
+//! events, calls `getToken()`, and hands each output to the app's listeners and promises. The
+//! wasm imports nothing (no wasm-bindgen, no web-sys): the driver calls it, it never calls out.
 
-mod client;
-mod deliver;
-mod js;
+mod abi;
 mod options;
-mod page;
-mod pump;
-mod shared;
-mod socket;
-mod types;
+mod out;
 
-pub use client::SocklineClient;
-
-/// The allocator: talc instead of Rust's default dlmalloc. Safe to construct: its `const fn`
-/// refuses to compile for anything but single-threaded wasm (no `atomics`), which is what this
-/// package is; memory comes from `memory.grow` as the heap needs it.
+/// The allocator: lol_alloc's free list instead of Rust's default dlmalloc (and of talc: both
+/// are several hundred bytes larger gzipped). First fit over an address-ordered list whose
+/// neighbours coalesce on free; memory comes from `memory.grow` as the heap needs it. The lock
+/// is a spin flag that single-threaded wasm never contends.
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());

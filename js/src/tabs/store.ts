@@ -137,10 +137,4 @@ export const local = {
   },
 };
 
-/** 16 random bytes as 22 characters of `[A-Za-z0-9_-]` (a valid client id, or a tab id). */
-export function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  let s = '';
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
+export { randomId } from '../core/util.js';

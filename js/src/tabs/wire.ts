@@ -9,14 +9,9 @@ export interface WireError {
   message: string;
 }
 
-/** A real `Error` named `SocklineError` with a stable `code` (and `id`, … when given). */
-export function sockError(code: string, message: string, extra?: Record<string, unknown>): Error {
-  const e = new Error(message) as Error & Record<string, unknown>;
-  e.name = 'SocklineError';
-  e.code = code;
-  if (extra) Object.assign(e, extra);
-  return e;
-}
+import { sockError } from '../core/util.js';
+
+export { sockError };
 
 const FRAME_LIMIT = 65_536;
 /** Room for the frame envelope around a send's event and data (as the core counts it). */

@@ -1,11 +1,6 @@
-//! The TypeScript surface declared once: option, state and payload types, the `EventMap` that
-//! types `on()`, and the generic method signatures merged into the generated `SocklineClient`
-//! class (wasm-bindgen cannot express generics on its own).
-
-use wasm_bindgen::prelude::*;
-
-#[wasm_bindgen(typescript_custom_section)]
-const TS: &'static str = r#"
+// The TypeScript surface of the wasm core's client (core/client.ts): option, state and payload
+// types, and the `EventMap` that types `on()`. The tab-sharing client (../client.ts) extends
+// them in ../index.ts.
 /** The five connection states. */
 export type ConnectionState =
   | 'disconnected'
@@ -206,17 +201,3 @@ export interface ClientStats {
     timerArmed: boolean;
   };
 }
-
-export interface SocklineClient {
-  /** Listens for `name`; returns the function that stops listening. */
-  on<K extends keyof EventMap>(name: K, listener: (data: EventMap[K]) => void): () => void;
-  /** Queues an event for the server; returns its id. Throws a `SocklineError`. */
-  send<K extends string>(name: K, data?: ClientPayload<K>): number;
-  /** Sends an event and resolves with the ack's data (rejects with a `SocklineError`). */
-  request<T = unknown, K extends string = string>(
-    name: K,
-    data?: ClientPayload<K>,
-    options?: { timeoutMs?: number },
-  ): Promise<T>;
-}
-"#;
