@@ -8,7 +8,7 @@
 // Usage: node --test client.test.mjs   (SOCKLINE_SERVER_BIN: the server binary; default
 // ../../target/debug/sockline-server)
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import init, { SocklineClient } from 'sockline';
 import WebSocket from 'ws';
+import { SocklineServer } from '../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SERVER = resolve(process.env.SOCKLINE_SERVER_BIN ?? resolve(here, '../../target/debug/sockline-server'));
@@ -23,92 +24,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------- the server ----------
 
-class Server {
-  port = 0;
-  child = null;
-
-  /** Starts it (port 0 the first time; the same port after a kill); resolves once it listens. */
-  async start() {
-    for (let i = 0; ; i++) {
-      try {
-        return await this.#spawn();
-      } catch (e) {
-        if (this.port === 0 || i >= 30) throw e; // a restart may find the port not yet free
-        await sleep(100);
-      }
-    }
-  }
-
-  #spawn() {
-    return new Promise((resolveStart, reject) => {
-      const child = spawn(SERVER, ['--addr', `127.0.0.1:${this.port}`, '--dev'], {
-        env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      this.child = child;
-      let out = '';
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error('sockline-server did not print "listening on" within 10 s'));
-      }, 10_000);
-      child.stdout.on('data', (chunk) => {
-        out += chunk;
-        const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-        if (m) {
-          clearTimeout(timer);
-          this.port = Number(m[1]);
-          child.stdout.resume();
-          resolveStart(this);
-        }
-      });
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (this.child === child) this.child = null;
-        reject(new Error(`sockline-server exited (${code ?? signal}) before listening`));
-      });
-    });
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** SIGKILL: the client sees an abnormal close, as after a crash. */
-  kill() {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => {
-      child.once('exit', () => r());
-      child.kill('SIGKILL');
-    });
-  }
-
-  /** A dev token for `user` (each `--dev` run has its own secret: fetch one per attempt). */
-  async token(user) {
-    const res = await fetch(`${this.url}/dev/token?user=${encodeURIComponent(user)}`, { signal: AbortSignal.timeout(3000) });
-    assert.equal(res.status, 200);
-    return (await res.json()).token;
-  }
-
-  async notify(body) {
-    const res = await fetch(`${this.url}/notify`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer dev-key', 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(3000),
-    });
-    const text = await res.text();
-    assert.equal(res.status, 202, text);
-    return JSON.parse(text);
-  }
-}
-
-const server = new Server();
+const server = new SocklineServer(SERVER);
 after(() => server.kill());
 
 /** Resolves with the first value `on(listener)` delivers that `pick` accepts; rejects after `ms`. */
@@ -275,6 +191,7 @@ test('a Node app with the bytes instead: initSync({ module }) in a fresh process
     import { readFileSync } from 'node:fs';
     import { initSync, SocklineClient } from 'sockline';
     import WebSocket from 'ws';
+import { SocklineServer } from '../../scripts/sockline-server.mjs';
     initSync({ module: readFileSync(new URL(import.meta.resolve('sockline/sockline_bg.wasm'))) });
     const c = new SocklineClient({ url: 'ws://127.0.0.1:9/ws', token: 't', WebSocket });
     console.log(c.state);

@@ -11,12 +11,12 @@
 // Screenshots go to www/test-results/ (git-ignored); --docs-screenshot also writes the demo
 // screenshot there (make docs-screenshot uses it for docs/demo.png).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { running, SocklineServer } from '../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -41,103 +41,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------- servers ----------
 
-const servers = new Set();
-
-class Server {
-  port = 0;
-  child = null;
-
-  constructor(dist = DIST) {
-    this.dist = dist;
-  }
-
-  /** Starts the server (port 0 the first time: the OS picks one); resolves once it listens. */
-  async start() {
-    for (let i = 0; ; i++) {
-      try {
-        return await this.#spawn();
-      } catch (e) {
-        // A restart right after a kill may find the port not yet free: retry briefly.
-        if (this.port === 0 || i >= 30) throw e;
-        await sleep(100);
-      }
-    }
-  }
-
-  #spawn() {
-    return new Promise((resolveStart, reject) => {
-      const argv = ['--addr', `127.0.0.1:${this.port}`, '--dev', '--static-dir', this.dist];
-      const child = spawn(SERVER, argv, {
-        env: { ...process.env, SOCKLINE_JWT_SECRET: JWT_SECRET, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      this.child = child;
-      servers.add(this);
-      let out = '';
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error('sockline-server did not print "listening on" within 10 s'));
-      }, 10_000);
-      child.stdout.on('data', (chunk) => {
-        out += chunk;
-        const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-        if (m) {
-          clearTimeout(timer);
-          this.port = Number(m[1]);
-          child.stdout.resume();
-          resolveStart(this);
-        }
-      });
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (this.child === child) this.child = null;
-        reject(new Error(`sockline-server exited (${code ?? signal}) before listening`));
-      });
-    });
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** SIGKILL: clients see an abnormal close, like a crash. */
-  kill() {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => {
-      child.once('exit', () => r());
-      child.kill('SIGKILL');
-    });
-  }
-
-  async stop() {
-    await this.kill();
-    servers.delete(this);
-  }
-
-  async health() {
-    const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(3000) });
-    return res.json();
-  }
-
-  async notify(body) {
-    const res = await fetch(`${this.url}/notify`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer dev-key', 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(3000),
-    });
-    assert.equal(res.status, 202, await res.text());
-  }
-}
+/** A server for the demo's build `dist` (served with --static-dir), with this run's secret. */
+const newServer = (dist = DIST) =>
+  new SocklineServer(SERVER, { args: ['--static-dir', dist], env: { SOCKLINE_JWT_SECRET: JWT_SECRET } });
 
 async function withServer(fn, dist = DIST) {
-  const server = await new Server(dist).start();
+  const server = await newServer(dist).start();
   try {
     return await fn(server);
   } finally {
@@ -166,7 +75,7 @@ async function until(what, fn, ms = 10_000, every = 100) {
 let browser;
 const deadline = setTimeout(async () => {
   console.error(`[e2e] overall deadline of ${OVERALL_MS / 1000} s reached: stopping everything`);
-  for (const s of servers) s.child?.kill('SIGKILL');
+  for (const s of running) s.child?.kill('SIGKILL');
   await browser?.close().catch(() => {});
   process.exit(1);
 }, OVERALL_MS);
@@ -190,7 +99,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const s of servers) await s.stop();
+  for (const s of [...running]) await s.stop();
   clearTimeout(deadline);
 });
 

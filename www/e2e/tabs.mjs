@@ -9,12 +9,12 @@
 //
 // Usage: node e2e/tabs.mjs [--server PATH] [--pkg DIR]   (DEBUG_TABS=1 prints the pages' console)
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { SocklineServer } from '../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -34,45 +34,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let server = null;
 
-function startServer() {
-  return new Promise((resolveStart, reject) => {
-    const child = spawn(SERVER, ['--addr', '127.0.0.1:0', '--dev'], {
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error('sockline-server did not print "listening on" within 10 s'));
-    }, 10_000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout.resume();
-        resolveStart({ child, url: `http://127.0.0.1:${m[1]}` });
-      }
-    });
-    child.on('error', (e) => (clearTimeout(timer), reject(e)));
-    child.on('exit', (code, signal) => (clearTimeout(timer), reject(new Error(`sockline-server exited (${code ?? signal})`))));
-  });
-}
-
-async function health() {
-  const res = await fetch(`${server.url}/health`, { signal: AbortSignal.timeout(3000) });
-  return res.json();
-}
-
-async function notify(body) {
-  const res = await fetch(`${server.url}/notify`, {
-    method: 'POST',
-    headers: { authorization: 'Bearer dev-key', 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(3000),
-  });
-  assert.equal(res.status, 202, await res.text());
-}
+const health = () => server.health();
+const notify = (body) => server.notify(body);
 
 /** Polls `fn` until it returns a truthy value or `ms` pass. */
 async function until(what, fn, ms = 10_000, every = 50) {
@@ -95,14 +58,14 @@ async function until(what, fn, ms = 10_000, every = 50) {
 let browser;
 const deadline = setTimeout(async () => {
   console.error(`[tabs] overall deadline of ${OVERALL_MS / 1000} s reached: stopping everything`);
-  server?.child.kill('SIGKILL');
+  server?.child?.kill('SIGKILL');
   await browser?.close().catch(() => {});
   process.exit(1);
 }, OVERALL_MS);
 deadline.unref();
 
 before(async () => {
-  server = await startServer();
+  server = await new SocklineServer(SERVER).start();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -123,7 +86,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.child.kill('SIGKILL');
+  await server?.stop();
   clearTimeout(deadline);
 });
 

@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { SocklineServer } from '../../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const app = resolve(here, '..');
@@ -78,38 +79,22 @@ function stop(child) {
   });
 }
 
-let sockline; // { url, notify(body) }
+let sockline; // the SocklineServer
 let next; // { url, proc }
 let browser;
 
 const deadline = setTimeout(async () => {
   console.error(`[next-e2e] overall deadline of ${OVERALL_MS / 1000} s reached: stopping everything`);
   for (const c of children) c.kill('SIGKILL');
+  sockline?.child?.kill('SIGKILL');
   await browser?.close().catch(() => {});
   process.exit(1);
 }, OVERALL_MS);
 deadline.unref();
 
 before(async () => {
-  const server = await start(SERVER, ['--addr', '127.0.0.1:0', '--dev'], {
-    env: { RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-    ready: /listening on (http:\/\/127\.0\.0\.1:\d+)/,
-  });
-  const serverUrl = server.match[1];
-  sockline = {
-    url: serverUrl,
-    async notify(body) {
-      const res = await fetch(`${serverUrl}/notify`, {
-        method: 'POST',
-        headers: { authorization: 'Bearer dev-key', 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(3000),
-      });
-      const text = await res.text();
-      assert.equal(res.status, 202, text);
-      return JSON.parse(text);
-    },
-  };
+  sockline = await new SocklineServer(SERVER).start();
+  const serverUrl = sockline.url;
   const proc = await start(resolve(app, 'node_modules/.bin/next'), ['start', '-H', '127.0.0.1', '-p', '0'], {
     cwd: app,
     env: { SOCKLINE_URL: serverUrl, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production' },
@@ -137,6 +122,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   for (const c of [...children]) await stop(c);
+  await sockline?.stop();
   clearTimeout(deadline);
 });
 
