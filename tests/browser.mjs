@@ -13,6 +13,7 @@ import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { launchOptions } from '../scripts/chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // playwright-core is one of www/'s npm packages (it drives Debian's chromium; nothing is downloaded).
@@ -25,7 +26,6 @@ if (!HARNESS) {
   console.error('SOCKLINE_HARNESS is not set: run the browser tests with `make test-browser`');
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm' };
 
 // The page's helpers: the harness's control API, page events, recorders, waits and asserts.
@@ -82,17 +82,7 @@ document.title = 'ready';
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
-      // Pages answered by request routing have no IP address space, so Chromium's Local Network
-      // Access checks would treat them as public and block their socket to 127.0.0.1.
-      '--disable-features=LocalNetworkAccessChecks',
-    ],
-    timeout: 30_000,
-  });
+  browser = await chromium.launch(launchOptions({ routed: true }));
 });
 after(() => browser?.close());
 

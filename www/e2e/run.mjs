@@ -16,6 +16,7 @@ import { dirname, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { launchOptions } from '../../scripts/chromium.mjs';
 import { running, SocklineServer } from '../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +30,6 @@ const DIST = resolve(opt('--dist', resolve(here, '../dist')));
 const DIST_DEV = resolve(opt('--dist-dev', resolve(here, '../dist-dev')));
 const DOCS_SHOT = opt('--docs-screenshot', null);
 const RESULTS = resolve(here, '../test-results');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const OVERALL_MS = 270_000;
 // One secret for every incarnation of a server, so tokens survive a restart (the demo fetches a
 // new one before every attempt anyway).
@@ -82,19 +82,7 @@ const deadline = setTimeout(async () => {
 deadline.unref();
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
-    timeout: 30_000,
-  });
+  browser = await chromium.launch(launchOptions());
 });
 
 after(async () => {

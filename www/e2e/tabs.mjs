@@ -14,6 +14,7 @@ import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { launchOptions } from '../../scripts/chromium.mjs';
 import { SocklineServer } from '../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,7 +26,6 @@ const opt = (name, fallback) => {
 const SERVER = resolve(opt('--server', resolve(here, '../../target/debug/sockline-server')));
 const PKG = resolve(opt('--pkg', resolve(here, '../../pkg')));
 const PAGE_DIR = resolve(here, 'tabs');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const OVERALL_MS = 180_000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,22 +66,7 @@ deadline.unref();
 
 before(async () => {
   server = await new SocklineServer(SERVER).start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-      // Pages answered by request routing have no IP address space, so Chromium's Local Network
-      // Access checks would treat them as public and block their socket to 127.0.0.1.
-      '--disable-features=LocalNetworkAccessChecks',
-    ],
-    timeout: 30_000,
-  });
+  browser = await chromium.launch(launchOptions({ routed: true }));
 });
 
 after(async () => {

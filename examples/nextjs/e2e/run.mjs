@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { launchOptions } from '../../../scripts/chromium.mjs';
 import { SocklineServer } from '../../../scripts/sockline-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,7 +23,6 @@ const opt = (name, fallback) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const SERVER = resolve(opt('--server', resolve(app, '../../target/debug/sockline-server')));
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const RESULTS = resolve(app, 'test-results');
 const OVERALL_MS = 90_000;
 
@@ -104,19 +104,7 @@ before(async () => {
   assert.ok(m, `next start printed its address:\n${proc.stdout}`);
   next = { url: m[1], proc };
   log(`sockline-server ${serverUrl}, next start ${next.url}`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
-    timeout: 30_000,
-  });
+  browser = await chromium.launch(launchOptions());
 });
 
 after(async () => {
