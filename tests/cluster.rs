@@ -71,6 +71,50 @@ async fn events_within(
     all.into_iter().map(|(_, seq, data)| (seq, data)).collect()
 }
 
+/// A `new_notification` for alice carrying `n`.
+fn note(n: u32) -> Value {
+    json!({"user": "alice", "event": "new_notification", "data": {"n": n}})
+}
+
+/// Alice (client [`CLIENT`]) on `node`, joined to `room`, having received note 1 posted to `via`;
+/// returns her socket and session id.
+async fn alice_on(node: SocketAddr, via: SocketAddr, room: &str) -> (WsClient, String) {
+    let (mut alice, hello) = WsClient::authed_as(node, &token("alice"), Some(CLIENT), None).await;
+    let session = session_of(&hello);
+    join(&mut alice, 1, room).await;
+    notify(via, note(1)).await;
+    assert_eq!(
+        events_within(&mut alice, "new_notification", Duration::from_millis(300)).await,
+        [(Some(1), json!({"n": 1}))]
+    );
+    (alice, session)
+}
+
+/// Alice resuming `session` from seq 1 on `node`: resumed, with `missed` events to replay.
+async fn alice_resumes(node: SocketAddr, session: &str, missed: u64) -> WsClient {
+    let point = ResumePoint {
+        session: session.to_owned(),
+        seq: 1,
+    };
+    let (back, hello) = WsClient::authed_as(node, &token("alice"), Some(CLIENT), Some(point)).await;
+    match hello {
+        ServerFrame::Authenticated {
+            session: s,
+            resumed,
+            missed: m,
+            ..
+        } => assert_eq!((s.as_str(), resumed, m), (session, true, missed)),
+        other => panic!("{other:?}"),
+    }
+    back
+}
+
+async fn shutdown(nodes: impl IntoIterator<Item = RunningServer>) {
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_notify_posted_to_one_node_reaches_a_socket_on_another_exactly_once() {
     let Some(redis) = RedisServer::start() else {
@@ -117,9 +161,7 @@ async fn a_notify_posted_to_one_node_reaches_a_socket_on_another_exactly_once() 
     let (_, health) = http_get(a.local_addr(), "/health").await;
     assert_eq!(health["node"]["id"], "A");
     assert_eq!(health["node"]["redis"], "up");
-    for n in [a, b, c] {
-        n.shutdown().await;
-    }
+    shutdown([a, b, c]).await;
 }
 
 #[tokio::test]
@@ -128,18 +170,7 @@ async fn a_client_cut_on_one_node_resumes_on_another_with_every_event_once_in_or
         return;
     };
     let [a, b, c] = three(&redis).await;
-    let (mut alice, hello) =
-        WsClient::authed_as(a.local_addr(), &token("alice"), Some(CLIENT), None).await;
-    let session = session_of(&hello);
-    join(&mut alice, 1, "chat:5").await;
-    let note = |n: u32| json!({"user": "alice", "event": "new_notification", "data": {"n": n}});
-    notify(c.local_addr(), note(1)).await;
-    assert_eq!(
-        events_within(&mut alice, "new_notification", Duration::from_millis(300))
-            .await
-            .len(),
-        1
-    );
+    let (alice, session) = alice_on(a.local_addr(), c.local_addr(), "chat:5").await;
     drop(alice);
     // While cut: notifications and room events, posted to any node.
     for n in 2..=6 {
@@ -155,23 +186,7 @@ async fn a_client_cut_on_one_node_resumes_on_another_with_every_event_once_in_or
         json!({"room": "chat:5", "event": "conversation_update", "data": {}}),
     )
     .await;
-    let point = ResumePoint {
-        session: session.clone(),
-        seq: 1,
-    };
-    let (mut back, hello) =
-        WsClient::authed_as(b.local_addr(), &token("alice"), Some(CLIENT), Some(point)).await;
-    match hello {
-        ServerFrame::Authenticated {
-            session: s,
-            resumed,
-            missed,
-            ..
-        } => {
-            assert_eq!((s, resumed, missed), (session.clone(), true, 6));
-        }
-        other => panic!("{other:?}"),
-    }
+    let mut back = alice_resumes(b.local_addr(), &session, 6).await;
     let mut seqs = Vec::new();
     for _ in 0..6 {
         match back.recv_no_ping().await {
@@ -190,9 +205,7 @@ async fn a_client_cut_on_one_node_resumes_on_another_with_every_event_once_in_or
     let live = events_within(&mut back, "new_notification", Duration::from_millis(300)).await;
     assert_eq!(live, [(Some(8), json!({"n": 7}))]);
     back.expect_quiet(Duration::from_millis(100)).await;
-    for n in [a, b, c] {
-        n.shutdown().await;
-    }
+    shutdown([a, b, c]).await;
 }
 
 #[tokio::test]
@@ -232,9 +245,7 @@ async fn a_send_processed_on_one_node_and_resent_to_another_is_not_processed_twi
         events_within(&mut bob, "new_message", Duration::from_millis(400)).await,
         []
     );
-    for n in [a, b, c] {
-        n.shutdown().await;
-    }
+    shutdown([a, b, c]).await;
 }
 
 #[tokio::test]
@@ -318,9 +329,7 @@ async fn presence_joined_on_one_node_and_left_on_another_is_seen_on_a_third() {
             json!({"room": "chat:p", "user": "alice", "online": false})
         )]
     );
-    for n in [a, b, c] {
-        n.shutdown().await;
-    }
+    shutdown([a, b, c]).await;
 }
 
 #[tokio::test]
@@ -387,9 +396,7 @@ async fn while_redis_is_down_clients_stay_up_and_notify_is_503_then_all_works_ag
             .len(),
         1
     );
-    for n in [a, b, c] {
-        n.shutdown().await;
-    }
+    shutdown([a, b, c]).await;
 }
 
 #[tokio::test]
@@ -398,36 +405,13 @@ async fn a_node_killed_its_client_resumes_on_another_node_with_nothing_missed() 
         return;
     };
     let [a, b, c] = three(&redis).await;
-    let (mut alice, hello) =
-        WsClient::authed_as(a.local_addr(), &token("alice"), Some(CLIENT), None).await;
-    let session = session_of(&hello);
-    join(&mut alice, 1, "chat:k").await;
-    let note = |n: u32| json!({"user": "alice", "event": "new_notification", "data": {"n": n}});
-    notify(c.local_addr(), note(1)).await;
-    assert_eq!(
-        events_within(&mut alice, "new_notification", Duration::from_millis(300)).await,
-        [(Some(1), json!({"n": 1}))]
-    );
+    let (_alice, session) = alice_on(a.local_addr(), c.local_addr(), "chat:k").await;
     // Node A dies (no close frames, nothing cleaned up); events keep coming through C.
     a.abort();
     for n in 2..=4 {
         assert_eq!(notify(c.local_addr(), note(n)).await.0, 202);
     }
-    let point = ResumePoint {
-        session: session.clone(),
-        seq: 1,
-    };
-    let (mut back, hello) =
-        WsClient::authed_as(b.local_addr(), &token("alice"), Some(CLIENT), Some(point)).await;
-    match hello {
-        ServerFrame::Authenticated {
-            session: s,
-            resumed,
-            missed,
-            ..
-        } => assert_eq!((s, resumed, missed), (session, true, 3)),
-        other => panic!("{other:?}"),
-    }
+    let mut back = alice_resumes(b.local_addr(), &session, 3).await;
     let replayed = events_within(&mut back, "new_notification", Duration::from_millis(400)).await;
     assert_eq!(
         replayed,
@@ -445,7 +429,5 @@ async fn a_node_killed_its_client_resumes_on_another_node_with_nothing_missed() 
     .await;
     let live = events_within(&mut back, "conversation_update", Duration::from_millis(400)).await;
     assert_eq!(live, [(Some(5), json!({}))]);
-    for n in [b, c] {
-        n.shutdown().await;
-    }
+    shutdown([b, c]).await;
 }
