@@ -11,6 +11,7 @@
 //!   malformed replies and any effect on another user.
 
 mod connection;
+mod cursor;
 mod frame;
 mod json;
 pub mod script;

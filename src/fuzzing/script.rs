@@ -7,6 +7,8 @@
 //! [`Script::to_bytes`], which must be the exact inverse of [`Script::parse`], and `arbitrary`
 //! does not promise how many bytes a value takes.
 
+use super::cursor::Cursor;
+
 /// One thing the script does to the connection. Server frames are written with the protocol's
 /// serde encoder ([`ServerFrame::encode`](crate::protocol::ServerFrame::encode)), except
 /// [`Step::Frame`], which is any text.
@@ -115,36 +117,10 @@ pub struct Script {
     pub steps: Vec<(u8, Step)>,
 }
 
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn u8(&mut self) -> Option<u8> {
-        let b = *self.data.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes([self.u8()?, self.u8()?]))
-    }
-
-    /// A length-prefixed byte string (u16 length; the end of the input cuts it short).
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let len = usize::from(self.u16()?);
-        let end = self.data.len().min(self.pos + len);
-        let out = self.data.get(self.pos..end)?.to_vec();
-        self.pos = end;
-        Some(out)
-    }
-}
-
 impl Script {
     /// Reads a script from any bytes.
     pub fn parse(data: &[u8]) -> Script {
-        let mut c = Cursor { data, pos: 0 };
+        let mut c = Cursor::new(data);
         let config = c.u8().unwrap_or(0);
         let seed = c.u8().unwrap_or(0);
         let mut steps = Vec::new();

@@ -7,6 +7,8 @@
 //! but unauthenticated (a step can replace it with a fresh one); and the victim's, which the
 //! script never touches. A `to` byte picks `A` (even) or `U` (odd).
 
+use super::cursor::Cursor;
+
 /// One thing the script does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerStep {
@@ -103,32 +105,10 @@ pub struct ServerScript {
     pub steps: Vec<ServerStep>,
 }
 
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn u8(&mut self) -> Option<u8> {
-        let b = *self.data.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-
-    /// A length-prefixed byte string (u16 length; the end of the input cuts it short).
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let len = usize::from(u16::from_be_bytes([self.u8()?, self.u8()?]));
-        let end = self.data.len().min(self.pos + len);
-        let out = self.data.get(self.pos..end)?.to_vec();
-        self.pos = end;
-        Some(out)
-    }
-}
-
 impl ServerScript {
     /// Reads a script from any bytes.
     pub fn parse(data: &[u8]) -> ServerScript {
-        let mut c = Cursor { data, pos: 0 };
+        let mut c = Cursor::new(data);
         let config = c.u8().unwrap_or(0);
         let mut steps = Vec::new();
         while let Some(step) = Self::step(&mut c) {
