@@ -57,19 +57,23 @@ setup_wasm_bindgen_cli() {
     fi
 }
 
+# apt-get install "$@" (after an update), through sudo when not root.
+apt_install() {
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
 setup_browser_deps() {
     if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
         log "chromium, chromedriver: already installed"
         return
     fi
     log "chromium, chromium-driver: installing with apt-get"
-    local sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        sudo=(sudo)
-    fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        chromium chromium-driver
+    apt_install chromium chromium-driver
 }
 
 # Whether $1/node_modules/sockline is a copy of pkg/ (npm's install-links, as a registry install
@@ -136,7 +140,13 @@ setup_python_venv() {
     fi
     if [[ ! -x .venv/bin/python ]]; then
         log "python .venv: creating"
-        python3 -m venv .venv
+        if ! python3 -m venv .venv; then
+            # Debian ships venv's ensurepip separately (python3-venv).
+            rm -rf .venv
+            log "python3-venv: installing with apt-get"
+            apt_install python3-venv
+            python3 -m venv .venv
+        fi
     fi
     log "python .venv: installing $requirements"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
@@ -151,12 +161,7 @@ setup_redis() {
         return
     fi
     log "redis-server: installing with apt-get"
-    local sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        sudo=(sudo)
-    fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+    apt_install --no-install-recommends redis-server
 }
 
 main() {
