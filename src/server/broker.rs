@@ -66,13 +66,7 @@ impl Hub {
         data: &Value,
         now: Instant,
     ) -> Result<usize, ErrorBody> {
-        match self.cluster() {
-            None => Ok(self.deliver_room(dest, event, data, None, now)),
-            Some(cluster) => {
-                let tail = frames::tail(event, data, &now_rfc3339());
-                Ok(cluster.fanout(dest, &tail).await?)
-            }
-        }
+        Ok(self.notify_room(dest, event, data, now).await?)
     }
 
     /// A volatile event to the members of the chat room `room` attached now, on every node,
@@ -190,7 +184,7 @@ impl Hub {
         cluster.fanout(&format!("user:{user}"), &tail).await
     }
 
-    /// `/notify` to a room.
+    /// `/notify` to a room (and [`Hub::fanout`]'s delivery, with the broker's error as is).
     pub(crate) async fn notify_room(
         &self,
         room: &str,
