@@ -112,20 +112,38 @@ fn parsed(text: &str) -> bool {
         .is_ok()
 }
 
-/// The same frames through `Client` into a typed `on::<NewNotification>` listener.
-async fn through_sockline(addr: std::net::SocketAddr, events: u64) -> Duration {
+/// What the sockline path's listener does with each event.
+#[derive(Clone, Copy)]
+enum Listener {
+    /// `on::<NewNotification>`: the payload decoded into the app's struct (what apps do).
+    Typed,
+    /// `on_any`: the payload's raw JSON text only (the core and driver alone, no decode).
+    Raw,
+}
+
+/// The same frames through `Client` into a listener.
+async fn through_sockline(addr: std::net::SocketAddr, events: u64, listener: Listener) -> Duration {
     let start = Instant::now();
     // Subscribed before it starts: events that arrive first are not missed.
     let client = Client::new(ClientConfig::new(format!("ws://{addr}/ws"), "t"));
     let count = Arc::new(AtomicU64::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let (c, d) = (count.clone(), done.clone());
-    let _guard = client.on::<NewNotification>(move |n| {
-        std::hint::black_box(n);
+    let counted = move || {
         if c.fetch_add(1, Ordering::Relaxed) + 1 == events {
             d.notify_one();
         }
-    });
+    };
+    let _guard = match listener {
+        Listener::Typed => client.on::<NewNotification>(move |n| {
+            std::hint::black_box(n);
+            counted();
+        }),
+        Listener::Raw => client.on_any(move |m| {
+            std::hint::black_box(m.data.json());
+            counted();
+        }),
+    };
     client.start();
     done.notified().await;
     let elapsed = start.elapsed();
@@ -147,7 +165,10 @@ async fn main() {
         // For profiling the client path alone.
         let addr = blaster(frames(events)).await;
         for _ in 0..rounds {
-            let rate = events as f64 / through_sockline(addr, events).await.as_secs_f64();
+            let rate = events as f64
+                / through_sockline(addr, events, Listener::Typed)
+                    .await
+                    .as_secs_f64();
             println!("sockline: {rate:.0} events/s");
         }
         return;
@@ -155,24 +176,38 @@ async fn main() {
     let addr = blaster(frames(events)).await;
     // Warm up both paths once.
     bare(addr, events.min(10_000), read_only).await;
-    through_sockline(addr, events.min(10_000)).await;
+    through_sockline(addr, events.min(10_000), Listener::Typed).await;
     bare(addr, events.min(10_000), parsed).await;
-    let (mut bare_rates, mut parsing_rates, mut sockline_rates) =
-        (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_rates, mut parsing_rates, mut sockline_rates, mut raw_rates) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         bare_rates.push(events as f64 / bare(addr, events, read_only).await.as_secs_f64());
         parsing_rates.push(events as f64 / bare(addr, events, parsed).await.as_secs_f64());
-        sockline_rates.push(events as f64 / through_sockline(addr, events).await.as_secs_f64());
+        sockline_rates.push(
+            events as f64
+                / through_sockline(addr, events, Listener::Typed)
+                    .await
+                    .as_secs_f64(),
+        );
+        raw_rates.push(
+            events as f64
+                / through_sockline(addr, events, Listener::Raw)
+                    .await
+                    .as_secs_f64(),
+        );
     }
-    let (b, p, s) = (
+    let (b, p, s, r) = (
         median(bare_rates),
         median(parsing_rates),
         median(sockline_rates),
+        median(raw_rates),
     );
     println!("events per round: {events}, rounds: {rounds} (median of rounds)");
     println!("bare loop, frames read only:          {b:>10.0} events/s");
     println!("bare loop, frames parsed to structs:  {p:>10.0} events/s");
     println!("sockline Client -> on::<T> listener:  {s:>10.0} events/s");
+    println!("sockline Client -> on_any, raw JSON:  {r:>10.0} events/s");
     println!("ratio sockline / bare (read only):    {:>10.2}", s / b);
     println!("ratio sockline / bare (parsed):       {:>10.2}", s / p);
+    println!("ratio on_any raw / bare (parsed):     {:>10.2}", r / p);
 }

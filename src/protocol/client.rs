@@ -140,13 +140,17 @@ struct Members<'a> {
     slots: [Option<&'a str>; KEYS.len()],
     /// Bit `i`: `keys[i]` appeared more than once.
     repeated: u32,
+    /// Whether any string in the object had an escape (else each is its quotes' contents).
+    escapes: bool,
 }
 
 impl<'a> Members<'a> {
     /// Reads the object `text` in place.
     fn read(&mut self, text: &'a str, keys: &[&str]) -> Result<(), DecodeError> {
-        self.repeated =
+        let fields =
             json::object_fields(text, keys, &mut self.slots).map_err(|e| invalid(e.reason()))?;
+        self.repeated = fields.repeated;
+        self.escapes = fields.escapes;
         Ok(())
     }
 
@@ -168,12 +172,22 @@ impl<'a> Members<'a> {
     }
 
     fn string(&self, i: usize) -> Result<Cow<'a, str>, DecodeError> {
-        string(self.req(i)?)
+        self.string_value(self.req(i)?)
     }
 
     /// A string that defaults to empty when absent (`null` is still an error, as for serde).
     fn string_or_empty(&self, i: usize) -> Result<Cow<'a, str>, DecodeError> {
-        self.get(i)?.map_or(Ok(Cow::Borrowed("")), string)
+        self.get(i)?
+            .map_or(Ok(Cow::Borrowed("")), |raw| self.string_value(raw))
+    }
+
+    /// A string member's value. `raw` was validated with the object, so when the object had
+    /// no escape, a string is exactly what its quotes enclose: no second scan.
+    fn string_value(&self, raw: &'a str) -> Result<Cow<'a, str>, DecodeError> {
+        if !self.escapes && raw.as_bytes().first() == Some(&b'"') {
+            return Ok(Cow::Borrowed(raw.get(1..raw.len() - 1).unwrap_or_default()));
+        }
+        json::parse_str(raw).map_err(|e| invalid(e.reason()))
     }
 
     fn u64(&self, i: usize) -> Result<u64, DecodeError> {
@@ -183,17 +197,6 @@ impl<'a> Members<'a> {
     fn bool(&self, i: usize) -> Result<bool, DecodeError> {
         json::parse_bool(self.req(i)?).map_err(|e| invalid(e.reason()))
     }
-}
-
-/// A string member's value. `raw` was validated with its frame, so a string without a
-/// backslash is exactly what its quotes enclose: no second scan.
-fn string(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
-    if let [b'"', inside @ .., b'"'] = raw.as_bytes() {
-        if inside.iter().all(|&b| b != b'\\') {
-            return Ok(Cow::Borrowed(raw.get(1..raw.len() - 1).unwrap_or_default()));
-        }
-    }
-    json::parse_str(raw).map_err(|e| invalid(e.reason()))
 }
 
 fn number(raw: &str) -> Result<u64, DecodeError> {
@@ -243,7 +246,7 @@ impl<'a> IncomingFrame<'a> {
         let kind = m
             .get(TYPE)?
             .ok_or_else(|| invalid("missing field `type`"))?;
-        Ok(match string(kind)?.as_ref() {
+        Ok(match m.string_value(kind)?.as_ref() {
             "event" => IncomingFrame::Event {
                 seq: m.opt(SEQ)?.map(wire_id).transpose()?,
                 event: m.string(EVENT)?,

@@ -55,23 +55,33 @@ pub fn validate(text: &str) -> Result<(), JsonError> {
 /// [`MAX_DEPTH`]).
 pub fn validate_at(text: &str, depth: usize) -> Result<(), JsonError> {
     let mut s = Scanner::new(text);
-    s.value(depth)?;
-    s.end()
+    let r = s.value(depth).and_then(|()| s.end());
+    s.done(r)
+}
+
+/// What [`object_fields`] found besides the slots.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fields {
+    /// Bit `i`: `keys[i]` appeared more than once (the first 32 names; the caller decides).
+    pub repeated: u32,
+    /// Whether any string in the object (keys, values, nested) had an escape. Without one,
+    /// every string value is exactly the text between its quotes.
+    pub escapes: bool,
 }
 
 /// Reads a JSON object's members in one pass: the raw value of the member named `keys[i]`
-/// goes to `slots[i]`; returns which names appeared more than once (bit `i` for `keys[i]`,
-/// the first 32 names; the caller decides). The whole text must be one object (whitespace
-/// around it allowed); every value is validated, members with other names too.
+/// goes to `slots[i]`. The whole text must be one object (whitespace around it allowed);
+/// every value is validated, members with other names too.
 pub fn object_fields<'a>(
     text: &'a str,
     keys: &[&str],
     slots: &mut [Option<&'a str>],
-) -> Result<u32, JsonError> {
+) -> Result<Fields, JsonError> {
     let mut repeated = 0u32;
-    members(text, &mut |key, raw| {
+    let mut s = Scanner::new(text);
+    let r = s.members(&mut |key, raw| {
         for (i, (k, slot)) in keys.iter().zip(slots.iter_mut()).enumerate() {
-            if *k == key {
+            if same_key(k, &key) {
                 if slot.is_some() {
                     repeated |= u32::try_from(i).map_or(0, |i| 1u32.checked_shl(i).unwrap_or(0));
                 }
@@ -79,8 +89,19 @@ pub fn object_fields<'a>(
                 return;
             }
         }
-    })?;
-    Ok(repeated)
+    });
+    s.done(r)?;
+    Ok(Fields {
+        repeated,
+        escapes: s.escapes,
+    })
+}
+
+/// `a == b` for member names: lengths first, then a byte loop (names are short: a `memcmp`
+/// call costs more than the compare).
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Splits a JSON object into its members, in order: each key (unescaped) with its value's raw
@@ -94,48 +115,22 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError
 
 /// Calls `member` with each key (unescaped) and raw value of the object `text`, in order,
 /// after validating the value. The whole text must be one object.
+#[cfg(any(test, feature = "fuzzing"))]
 fn members<'a>(
     text: &'a str,
     member: &mut dyn FnMut(Cow<'a, str>, &'a str),
 ) -> Result<(), JsonError> {
     let mut s = Scanner::new(text);
-    s.skip_ws();
-    s.expect(b'{', "expected an object")?;
-    s.skip_ws();
-    if !s.eat(b'}') {
-        loop {
-            s.skip_ws();
-            if s.peek() != Some(b'"') {
-                return Err(s.error("expected a string key"));
-            }
-            let key = s.string()?;
-            s.skip_ws();
-            s.expect(b':', "expected `:`")?;
-            s.skip_ws();
-            let start = s.pos;
-            s.value(1)?;
-            member(key, s.slice(start, s.pos));
-            s.skip_ws();
-            if s.eat(b'}') {
-                break;
-            }
-            s.expect(b',', "expected `,` or `}`")?;
-        }
-    }
-    s.end()
+    let r = s.members(member);
+    s.done(r)
 }
 
 /// Reads a JSON string (`raw` is its text, quotes included) into its value: borrowed from
 /// `raw` when it has no escapes.
 pub fn parse_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {
     let mut s = Scanner::new(raw);
-    s.skip_ws();
-    if s.peek() != Some(b'"') {
-        return Err(s.error("expected a string"));
-    }
-    let value = s.string()?;
-    s.end()?;
-    Ok(value)
+    let r = s.whole_string();
+    s.done(r)
 }
 
 /// Reads a JSON string (`raw` is its text, quotes included) into its value.
@@ -245,7 +240,7 @@ fn trim_ws(raw: &str) -> &str {
 /// The index of the first byte at or after `i` that ends a plain run inside a string: a quote,
 /// a backslash or a control character (or the end). Eight bytes at a time (SWAR): strings are
 /// most of what a frame is, and this is the scanner's hot loop.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
@@ -277,10 +272,19 @@ fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Scanning stopped at a problem; the scanner holds which and where ([`Scanner::failure`]).
+/// A unit error keeps every `?` in the hot loops a register test.
+struct Stop;
+
+type Scan<T = ()> = Result<T, Stop>;
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    failure: JsonError,
+    /// Whether a string with an escape was read.
+    escapes: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -289,6 +293,8 @@ impl<'a> Scanner<'a> {
             text,
             bytes: text.as_bytes(),
             pos: 0,
+            failure: JsonError::new("", 0),
+            escapes: false,
         }
     }
 
@@ -300,8 +306,16 @@ impl<'a> Scanner<'a> {
         self.text.get(start..end).unwrap_or_default()
     }
 
-    fn error(&self, reason: &'static str) -> JsonError {
-        JsonError::new(reason, self.pos)
+    /// Records `reason` at the cursor and stops.
+    #[cold]
+    fn fail(&mut self, reason: &'static str) -> Stop {
+        self.failure = JsonError::new(reason, self.pos);
+        Stop
+    }
+
+    /// What `r` stopped at, as the public error.
+    fn done<T>(&self, r: Scan<T>) -> Result<T, JsonError> {
+        r.map_err(|Stop| self.failure)
     }
 
     // Tiny and called per byte: inlined even at opt-level "z".
@@ -321,11 +335,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn expect(&mut self, b: u8, reason: &'static str) -> Result<(), JsonError> {
+    fn expect(&mut self, b: u8, reason: &'static str) -> Scan {
         if self.eat(b) {
             Ok(())
         } else {
-            Err(self.error(reason))
+            Err(self.fail(reason))
         }
     }
 
@@ -337,18 +351,57 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The object at the cursor, member by member (see [`members`]); then only whitespace.
+    fn members(&mut self, member: &mut dyn FnMut(Cow<'a, str>, &'a str)) -> Scan {
+        self.skip_ws();
+        self.expect(b'{', "expected an object")?;
+        self.skip_ws();
+        if !self.eat(b'}') {
+            loop {
+                self.skip_ws();
+                if self.peek() != Some(b'"') {
+                    return Err(self.fail("expected a string key"));
+                }
+                let key = self.string()?;
+                self.skip_ws();
+                self.expect(b':', "expected `:`")?;
+                self.skip_ws();
+                let start = self.pos;
+                self.value(1)?;
+                member(key, self.slice(start, self.pos));
+                self.skip_ws();
+                if self.eat(b'}') {
+                    break;
+                }
+                self.expect(b',', "expected `,` or `}`")?;
+            }
+        }
+        self.end()
+    }
+
+    /// One string, whitespace around it allowed.
+    fn whole_string(&mut self) -> Scan<Cow<'a, str>> {
+        self.skip_ws();
+        if self.peek() != Some(b'"') {
+            return Err(self.fail("expected a string"));
+        }
+        let value = self.string()?;
+        self.end()?;
+        Ok(value)
+    }
+
     /// Only whitespace may follow.
-    fn end(&mut self) -> Result<(), JsonError> {
+    fn end(&mut self) -> Scan {
         self.skip_ws();
         if self.pos == self.bytes.len() {
             Ok(())
         } else {
-            Err(self.error("trailing characters"))
+            Err(self.fail("trailing characters"))
         }
     }
 
     /// Skips one value (leading whitespace allowed) nested `depth` containers deep.
-    fn value(&mut self, depth: usize) -> Result<(), JsonError> {
+    fn value(&mut self, depth: usize) -> Scan {
         self.skip_ws();
         match self.peek() {
             Some(b'"') => self.string().map(drop),
@@ -358,24 +411,24 @@ impl<'a> Scanner<'a> {
             Some(b't') => self.literal("true"),
             Some(b'f') => self.literal("false"),
             Some(b'n') => self.literal("null"),
-            _ => Err(self.error("expected a value")),
+            _ => Err(self.fail("expected a value")),
         }
     }
 
-    fn literal(&mut self, word: &'static str) -> Result<(), JsonError> {
+    fn literal(&mut self, word: &'static str) -> Scan {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
         if rest.starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(())
         } else {
-            Err(self.error("expected a value"))
+            Err(self.fail("expected a value"))
         }
     }
 
     /// An object (`keyed`) or array, at the opening bracket.
-    fn container(&mut self, depth: usize, close: u8, keyed: bool) -> Result<(), JsonError> {
+    fn container(&mut self, depth: usize, close: u8, keyed: bool) -> Scan {
         if depth >= MAX_DEPTH {
-            return Err(self.error("nested too deep"));
+            return Err(self.fail("nested too deep"));
         }
         self.pos += 1;
         self.skip_ws();
@@ -386,7 +439,7 @@ impl<'a> Scanner<'a> {
             if keyed {
                 self.skip_ws();
                 if self.peek() != Some(b'"') {
-                    return Err(self.error("expected a string key"));
+                    return Err(self.fail("expected a string key"));
                 }
                 self.string()?;
                 self.skip_ws();
@@ -409,39 +462,54 @@ impl<'a> Scanner<'a> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<(), JsonError> {
+    fn number(&mut self) -> Scan {
         self.eat(b'-');
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => {
                 self.digits();
             }
-            _ => return Err(self.error("invalid number")),
+            _ => return Err(self.fail("invalid number")),
         }
         if self.eat(b'.') && self.digits() == 0 {
-            return Err(self.error("invalid number"));
+            return Err(self.fail("invalid number"));
         }
         if self.eat(b'e') || self.eat(b'E') {
             if !self.eat(b'+') {
                 self.eat(b'-');
             }
             if self.digits() == 0 {
-                return Err(self.error("invalid number"));
+                return Err(self.fail("invalid number"));
             }
         }
         Ok(())
     }
 
     /// A string at its opening quote: borrowed when it has no escapes, else decoded.
-    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
-        self.pos += 1;
-        let start = self.pos;
+    // The plain case (no escape: nearly every key and value) is a single SWAR run to the
+    // closing quote, inlined into the callers natively (the browser build keeps one copy: size
+    // first); escapes and errors take `string_slow`.
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    fn string(&mut self) -> Scan<Cow<'a, str>> {
+        let start = self.pos + 1;
+        let end = skip_plain(self.bytes, start);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(self.slice(start, end)));
+        }
+        self.pos = end;
+        self.string_slow(start)
+    }
+
+    /// The rest of a string that starts at `start` (after its quote) and has an escape, a
+    /// control character or no end at the cursor.
+    fn string_slow(&mut self, start: usize) -> Scan<Cow<'a, str>> {
         let mut decoded: Option<String> = None;
         let mut run = start;
         loop {
             self.pos = skip_plain(self.bytes, self.pos);
             let Some(b) = self.peek() else {
-                return Err(self.error("unterminated string"));
+                return Err(self.fail("unterminated string"));
             };
             match b {
                 b'"' => {
@@ -456,6 +524,7 @@ impl<'a> Scanner<'a> {
                     });
                 }
                 b'\\' => {
+                    self.escapes = true;
                     let out = decoded.get_or_insert_with(String::new);
                     out.push_str(self.slice(run, self.pos));
                     self.pos += 1;
@@ -463,16 +532,16 @@ impl<'a> Scanner<'a> {
                     out.push(c);
                     run = self.pos;
                 }
-                0..=0x1f => return Err(self.error("control character in string")),
+                0..=0x1f => return Err(self.fail("control character in string")),
                 _ => self.pos += 1,
             }
         }
     }
 
     /// The character an escape stands for; the cursor is after the backslash.
-    fn escape(&mut self) -> Result<char, JsonError> {
+    fn escape(&mut self) -> Scan<char> {
         let Some(b) = self.peek() else {
-            return Err(self.error("unterminated string"));
+            return Err(self.fail("unterminated string"));
         };
         self.pos += 1;
         Ok(match b {
@@ -489,31 +558,34 @@ impl<'a> Scanner<'a> {
                 let code = match first {
                     0xd800..=0xdbff => {
                         if !(self.eat(b'\\') && self.eat(b'u')) {
-                            return Err(self.error("lone surrogate in escape"));
+                            return Err(self.fail("lone surrogate in escape"));
                         }
                         let second = self.hex4()?;
                         if !(0xdc00..=0xdfff).contains(&second) {
-                            return Err(self.error("lone surrogate in escape"));
+                            return Err(self.fail("lone surrogate in escape"));
                         }
                         0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
                     }
-                    0xdc00..=0xdfff => return Err(self.error("lone surrogate in escape")),
+                    0xdc00..=0xdfff => return Err(self.fail("lone surrogate in escape")),
                     _ => first,
                 };
-                char::from_u32(code).ok_or(self.error("invalid escape"))?
+                match char::from_u32(code) {
+                    Some(c) => c,
+                    None => return Err(self.fail("invalid escape")),
+                }
             }
-            _ => return Err(self.error("invalid escape")),
+            _ => return Err(self.fail("invalid escape")),
         })
     }
 
-    fn hex4(&mut self) -> Result<u32, JsonError> {
+    fn hex4(&mut self) -> Scan<u32> {
         let mut n = 0;
         for _ in 0..4 {
             let d = match self.peek() {
                 Some(b @ b'0'..=b'9') => b - b'0',
                 Some(b @ b'a'..=b'f') => b - b'a' + 10,
                 Some(b @ b'A'..=b'F') => b - b'A' + 10,
-                _ => return Err(self.error("invalid escape")),
+                _ => return Err(self.fail("invalid escape")),
             };
             n = n * 16 + u32::from(d);
             self.pos += 1;
