@@ -366,7 +366,14 @@ async fn run(args: &Args) -> Result<Report, String> {
     // 4. Storm.
     if args.storm {
         let addrs = targets.iter().map(|t| t.addr).collect();
-        report.storm = Some(storm::run(args, addrs, notify_addr, &board, &control, &pad).await);
+        let probes = args
+            .probe_urls
+            .iter()
+            .map(|url| Target::parse(url, args.proto).map(|t| t.addr))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--probe-url: {e}"))?;
+        report.storm =
+            Some(storm::run(args, addrs, probes, notify_addr, &board, &control, &pad).await);
     }
     let _ = control.send(Phase::Stop);
 

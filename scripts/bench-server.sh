@@ -85,8 +85,15 @@ SOCKLINE_FLAGS=()
 if "$SOCKLINE_BIN" --help | grep -q -- '--max-unauthed-per-ip'; then
     SOCKLINE_FLAGS+=(--max-unauthed-per-ip 0)
 fi
+# The probe listener (GET /health on its own thread), polled during the storm beside the main
+# port; its port is the second line the server prints.
+HAS_PROBE=0
+if "$SOCKLINE_BIN" --help | grep -q -- '--health-addr'; then
+    SOCKLINE_FLAGS+=(--health-addr 127.0.0.1:0)
+    HAS_PROBE=1
+fi
 
-# Starts server $1 with logs under $2; sets SERVER_PID and SERVER_URL.
+# Starts server $1 with logs under $2; sets SERVER_PID, SERVER_URL and (sockline) PROBE_URL.
 start_server() {
     local name=$1 log=$2
     local -a cmd
@@ -102,6 +109,11 @@ start_server() {
     SERVER_URL=""
     for _ in $(seq 100); do
         SERVER_URL=$(sed -n '1s/^listening on \(http:\/\/127\.0\.0\.1:[0-9]*\)$/\1/p' "$log.out")
+        PROBE_URL=""
+        if [[ $name == sockline && $HAS_PROBE == 1 ]]; then
+            PROBE_URL=$(sed -n '2s/^health on \(http:\/\/127\.0\.0\.1:[0-9]*\)$/\1/p' "$log.out")
+            [[ -z $PROBE_URL ]] && SERVER_URL=""
+        fi
         [[ -n $SERVER_URL ]] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
@@ -122,6 +134,7 @@ for n in $NS; do
             start_server "$name" "$base.server"
             storm=()
             [[ $STORM == 1 ]] && storm=(--storm)
+            [[ $STORM == 1 && -n $PROBE_URL ]] && storm+=(--probe-url "$PROBE_URL")
             echo "bench-server: $name, N = $n (run $((rep + 1))/$REPEAT) on $SERVER_URL ..." >&2
             if ! "$LOAD" --proto "$name" --url "$SERVER_URL" --server-pid "$SERVER_PID" -n "$n" \
                 --rounds "$ROUNDS" "${storm[@]}" --json "$base.json" "${LOAD_ARGS[@]}" \

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde_json::json;
 use sockline::protocol::{ClientFrame, ResumePoint, ServerFrame};
 use sockline::server::ServerConfig;
-use support::{start_server, token, Received, WsClient};
+use support::{http_get, start_server, token, Received, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep, timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -359,4 +359,68 @@ async fn a_resume_from_a_future_seq_leaves_the_sessions_live_socket_alone() {
         other => panic!("the first socket should still be served, got {other:?}"),
     }
     server.shutdown().await;
+}
+
+/// A blocking `GET /health` on `addr`: the status line, or why none came within `limit`.
+fn blocking_health(addr: std::net::SocketAddr, limit: Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, limit).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// The probe listener is served by a thread of its own: with the server's runtime stalled (here
+/// blocked outright, as a reconnect wave on a saturated box stalls it for hundreds of ms), the
+/// main port's `/health` gets no answer and the probe port's answers at once; after a shutdown
+/// the probe port is closed.
+#[tokio::test(flavor = "current_thread")]
+async fn the_probe_listener_answers_health_while_the_main_runtime_is_stalled() {
+    let config = ServerConfig {
+        health_addr: Some(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        ))),
+        ..ServerConfig::for_tests()
+    };
+    let server = start_server(config).await;
+    let (main, probe) = (
+        server.local_addr(),
+        server.health_addr().expect("a probe address"),
+    );
+    assert_ne!(main, probe);
+    let asked = std::thread::spawn(move || {
+        let probe_answer = blocking_health(probe, Duration::from_secs(2));
+        let main_answer = blocking_health(main, Duration::from_millis(500));
+        (probe_answer, main_answer)
+    });
+    // Block the only thread of the runtime the server runs on until both requests are over.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let (probe_answer, main_answer) = asked.join().expect("the asking thread");
+    assert_eq!(probe_answer.as_deref(), Ok("HTTP/1.1 200 OK"));
+    assert!(
+        main_answer.is_err(),
+        "the main port answered a stalled runtime: {main_answer:?}"
+    );
+    // Unstalled, both answer the same body.
+    for addr in [main, probe] {
+        let (status, body) = http_get(addr, "/health").await;
+        assert_eq!((status, &body["status"]), (200, &json!("ok")));
+        assert_eq!(body["connections"], 0);
+    }
+    server.shutdown().await;
+    assert!(
+        std::net::TcpStream::connect_timeout(&probe, Duration::from_secs(1)).is_err(),
+        "the probe port is still open after shutdown"
+    );
 }

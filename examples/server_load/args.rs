@@ -18,6 +18,10 @@ pub(crate) struct Args {
     /// i to URL i mod count). Loopback only.
     #[arg(long = "url", value_name = "URL", required_unless_present = "table")]
     pub urls: Vec<String>,
+    /// Storm: a server's probe listener, `http://127.0.0.1:PORT` (`sockline-server
+    /// --health-addr`; repeatable): its `/health` is polled as well and reported apart.
+    #[arg(long = "probe-url", value_name = "URL")]
+    pub probe_urls: Vec<String>,
     /// Where `POST /notify` goes [default: the first --url].
     #[arg(long, value_name = "URL")]
     pub notify_url: Option<String>,

@@ -104,6 +104,13 @@ pub(crate) struct Storm {
     pub health_max_wave_ms: Option<f64>,
     pub health_samples: usize,
     pub health_failures: usize,
+    /// The same for the probe listeners (`--probe-url`; absent without one).
+    #[serde(default)]
+    pub probe_max_drain_ms: Option<f64>,
+    #[serde(default)]
+    pub probe_max_wave_ms: Option<f64>,
+    #[serde(default)]
+    pub probe_failures: usize,
     /// Sockets back (sockline: resumed and holding every outage event).
     pub back: usize,
     /// From the start of the reconnect wave until the last socket was back, when all were.
@@ -217,6 +224,12 @@ impl Report {
                 st.dropped, secs(st.drain_s), ms(st.health_max_drain_ms), ms(st.health_max_wave_ms),
                 st.health_samples, st.health_failures
             );
+            if st.probe_max_wave_ms.is_some() {
+                println!(
+                    "  storm: probe listener /health slowest {} while draining, {} during the wave ({} failed)",
+                    ms(st.probe_max_drain_ms), ms(st.probe_max_wave_ms), st.probe_failures
+                );
+            }
             let what = if st.resumes {
                 "resumed with every outage event"
             } else {
@@ -268,9 +281,12 @@ RSS/conn: (server RSS after - before) / sockets joined. Latencies run from just 
   are medians over the measured rounds; max is the slowest receipt of any round.
 xbare: ratio to the bare tokio-tungstenite server at the same N (medians over runs).
 Storm: drain = from the drop until /health reports 0 connections; health drain/wave = the
-  slowest /health answer (a new connection each, every 20 ms) while the server drains, and
+  slowest /health answer (a new connection each, every 20 ms, from a thread of the load tool's
+  own) while the server drains, and
   while the sockets reconnect (on loopback that includes waiting in the accept queue behind
-  the reconnecting sockets, and the load tool's own handshake work); all back = from the wave's
+  the reconnecting sockets, and the load tool's own handshake work); probe drain/wave = the
+  same on sockline-server's probe listener (--health-addr: /health on a thread of its own;
+  – for servers without one); all back = from the wave's
   start until every socket is back (sockline: resumed, holding every event posted during the
   outage); missed/dup = storm events missed / duplicated, summed over sockets.";
 
@@ -315,6 +331,7 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
         "×bare",
         "drain",
         "health drain/wave",
+        "probe drain/wave",
         "all back",
         "missed/dup",
     ];
@@ -338,6 +355,17 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
             let wave = med(&runs, |r| r.storm.as_ref()?.health_max_wave_ms);
             let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
             format!("{} / {} ms", f(drain), f(wave))
+        };
+        let probe = {
+            let drain = med(&runs, |r| r.storm.as_ref()?.probe_max_drain_ms);
+            let wave = med(&runs, |r| r.storm.as_ref()?.probe_max_wave_ms);
+            match (drain, wave) {
+                (None, None) => "–".to_owned(),
+                _ => {
+                    let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
+                    format!("{} / {} ms", f(drain), f(wave))
+                }
+            }
         };
         let missed = if storms.is_empty() {
             "–".to_owned()
@@ -388,6 +416,7 @@ pub(crate) fn print_table(files: &[PathBuf]) -> Result<(), String> {
             ratio(med(&runs, last), med(&refs, last)),
             secs(med(&runs, |r| r.storm.as_ref().and_then(|s| s.drain_s))),
             health,
+            probe,
             all_back,
             missed,
         ]);

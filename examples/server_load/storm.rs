@@ -63,6 +63,23 @@ async fn poll_health(
     }
 }
 
+/// Runs `poll` on a thread and single-threaded runtime of its own, as a load balancer's probe
+/// is: the answers it times are the server's, not this tool's runtime busy with 10,000
+/// reconnecting sockets.
+fn on_own_thread(
+    poll: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(poll),
+            Err(e) => eprintln!("server_load: the /health poller's runtime: {e}"),
+        }
+    })
+}
+
 /// Posts storm event `k`; a failure is counted on the board.
 async fn post(args: &Args, addr: SocketAddr, board: &Board, k: u32, pad: &str) -> bool {
     let body = wire::notify_body(
@@ -102,6 +119,7 @@ fn secs_between(from: u64, to: u64) -> f64 {
 pub(crate) async fn run(
     args: &Args,
     addrs: Vec<SocketAddr>,
+    probes: Vec<SocketAddr>,
     notify_addr: SocketAddr,
     board: &Arc<Board>,
     control: &watch::Sender<Phase>,
@@ -112,14 +130,27 @@ pub(crate) async fn run(
     let samples = Arc::new(Mutex::new(Vec::new()));
     let drained = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let poller = tokio::spawn(poll_health(
+    let interval = Duration::from_millis(args.health_interval_ms.max(1));
+    let poller = on_own_thread(poll_health(
         addrs,
-        Duration::from_millis(args.health_interval_ms.max(1)),
+        interval,
         board.clone(),
         samples.clone(),
         drained.clone(),
         stop.clone(),
     ));
+    // The probe listeners, polled on their own (their drain mark is not used).
+    let probe_samples = Arc::new(Mutex::new(Vec::new()));
+    let probe_poller = (!probes.is_empty()).then(|| {
+        on_own_thread(poll_health(
+            probes,
+            interval,
+            board.clone(),
+            probe_samples.clone(),
+            Arc::new(AtomicU64::new(0)),
+            stop.clone(),
+        ))
+    });
 
     let dropped_at = board.stamp(Instant::now());
     let _ = control.send(Phase::Drop);
@@ -160,16 +191,26 @@ pub(crate) async fn run(
         .await;
     }
     stop.store(true, Relaxed);
-    let _ = poller.await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = poller.join();
+        if let Some(probe_poller) = probe_poller {
+            let _ = probe_poller.join();
+        }
+    })
+    .await;
 
-    let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
-    let worst = |from: u64, to: u64| {
+    let take = |samples: &Mutex<Vec<Sample>>| {
+        std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner))
+    };
+    let (samples, probe_samples) = (take(&samples), take(&probe_samples));
+    let slowest = |samples: &[Sample], from: u64, to: u64| {
         samples
             .iter()
             .filter(|s| s.at >= from && s.at < to)
             .map(|s| s.latency as f64 / 1e6)
             .max_by(f64::total_cmp)
     };
+    let worst = |from: u64, to: u64| slowest(&samples, from, to);
     let drained_at = drained.load(Relaxed);
     let (short_sockets, short_events) = if resumes {
         board.storm_short(next)
@@ -183,6 +224,9 @@ pub(crate) async fn run(
         health_max_wave_ms: worst(wave_at, u64::MAX),
         health_samples: samples.len(),
         health_failures: samples.iter().filter(|s| !s.ok).count(),
+        probe_max_drain_ms: slowest(&probe_samples, dropped_at, wave_at),
+        probe_max_wave_ms: slowest(&probe_samples, wave_at, u64::MAX),
+        probe_failures: probe_samples.iter().filter(|s| !s.ok).count(),
         back,
         all_back_s: (back >= dropped)
             .then_some(last_back)

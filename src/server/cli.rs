@@ -24,12 +24,15 @@ pub const DEV_SERVER_KEY: &str = "dev-key";
     name = "sockline-server",
     version,
     about = "The reference sockline WebSocket server: GET /ws, POST /notify, GET /health.",
-    after_help = "Environment:\n  SOCKLINE_JWT_SECRET  HS256 secret for client tokens (claims: sub = user id, exp required); required unless --dev\n  SOCKLINE_SERVER_KEY  bearer key for POST /notify; required unless --dev (then `dev-key`)\n  RUST_LOG             log filter for stderr (default: info)\n\nThe first line on stdout is `listening on http://HOST:PORT`. SIGINT/SIGTERM close every socket with 1001, then exit 0."
+    after_help = "Environment:\n  SOCKLINE_JWT_SECRET  HS256 secret for client tokens (claims: sub = user id, exp required); required unless --dev\n  SOCKLINE_SERVER_KEY  bearer key for POST /notify; required unless --dev (then `dev-key`)\n  RUST_LOG             log filter for stderr (default: info)\n\nThe first line on stdout is `listening on http://HOST:PORT`; with --health-addr the second is `health on http://HOST:PORT`. SIGINT/SIGTERM close every socket with 1001, then exit 0."
 )]
 pub struct Args {
     /// Address to listen on; port 0 lets the OS pick one.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Also serve GET /health here, on a thread and runtime of its own, so load balancer and orchestrator probes are answered at once while the main port is busy (a reconnect wave of thousands of sockets); port 0 lets the OS pick (printed on stdout's second line) [default: none].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub health_addr: Option<SocketAddr>,
     /// Milliseconds a new socket has to send its `auth` frame (then close 4000).
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub auth_timeout_ms: u64,
@@ -143,6 +146,7 @@ impl Args {
         };
         let config = ServerConfig {
             addr: self.addr,
+            health_addr: self.health_addr,
             auth_timeout: Duration::from_millis(self.auth_timeout_ms),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(1)),
             max_conns_per_user: self.max_conns_per_user,
@@ -197,6 +201,10 @@ pub async fn run(args: Args) -> ExitCode {
     };
     let mut stdout = std::io::stdout().lock();
     let printed = writeln!(stdout, "listening on http://{}", server.local_addr())
+        .and_then(|()| match server.health_addr() {
+            Some(addr) => writeln!(stdout, "health on http://{addr}"),
+            None => Ok(()),
+        })
         .and_then(|()| stdout.flush());
     drop(stdout);
     if let Err(e) = printed {

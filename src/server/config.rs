@@ -59,6 +59,10 @@ pub const DEFAULT_CLUSTER_LEASE: Duration = Duration::from_secs(15);
 pub struct ServerConfig {
     /// Where to listen; port 0 lets the OS pick (see [`RunningServer::local_addr`](super::RunningServer::local_addr)).
     pub addr: SocketAddr,
+    /// Where to serve `GET /health` a second time, on its own thread and runtime, so probes are
+    /// answered at once while the main port is busy with a reconnect wave; `None`: only on
+    /// `addr`. Port 0 lets the OS pick (see `RunningServer::health_addr`).
+    pub health_addr: Option<SocketAddr>,
     /// How long a new socket may take to send its `auth` frame before it is closed with 4000.
     pub auth_timeout: Duration,
     /// Interval between `ping` frames; a socket silent for two intervals is closed with 1001.
@@ -136,6 +140,7 @@ impl ServerConfig {
     pub fn for_tests() -> Self {
         ServerConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            health_addr: None,
             auth_timeout: Duration::from_millis(1_000),
             heartbeat: Duration::from_millis(1_000),
             max_conns_per_user: DEFAULT_MAX_CONNS_PER_USER,

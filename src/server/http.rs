@@ -88,7 +88,7 @@ async fn ws_upgrade(State(state): State<AppState>, request: Request<Body>) -> Re
     }
 }
 
-async fn health(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     let mut body = state.hub.stats.snapshot(
         state.config.replay_budget_bytes,
         state.config.unread_budget_bytes,

@@ -19,7 +19,8 @@
 //! `gate`, the accept loop with its header and upgrade deadlines in `listener`, the handshake in
 //! `upgrade`, the socket lifecycle and its close codes in `connection`, what each client event
 //! does in `handlers`, sessions, resume and fan-out in `hub` (with `session`, `rooms`, `users`,
-//! `replay` and `outbox`), and the `/health` counters in `stats`. Nothing here panics on input,
+//! `replay` and `outbox`), the `/health` counters in `stats`, and the probe listener (`/health` on
+//! a port and thread of its own, [`ServerConfig::health_addr`]) in `probe`. Nothing here panics on input,
 //! and every buffer is bounded (see [`ServerConfig`] for each limit and its default).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -45,6 +46,7 @@ mod listener;
 mod logsafe;
 mod outbox;
 mod presence;
+mod probe;
 mod rate;
 mod replay;
 mod rooms;
@@ -116,6 +118,8 @@ pub(crate) type AppState = Arc<Shared>;
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    /// The probe listener's address and thread (`ServerConfig::health_addr`).
+    probe: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
     mode: watch::Sender<Mode>,
     serve: JoinHandle<()>,
     janitor: JoinHandle<()>,
@@ -128,6 +132,12 @@ impl RunningServer {
     /// The address the server listens on (with the OS-chosen port when the config said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The probe listener's address (`GET /health` only, on its own thread), when
+    /// [`ServerConfig::health_addr`] asked for one (with the OS-chosen port when it said 0).
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.probe.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Graceful stop: refuses new connections, closes every socket with 1001 (`going away`),
@@ -150,6 +160,10 @@ impl RunningServer {
         self.janitor.abort();
         for task in &self.background {
             task.abort();
+        }
+        if let Some((_, thread)) = self.probe {
+            // It saw the mode change and stops once its connections have answered.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         info!("shut down");
     }
@@ -206,6 +220,10 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         next_conn: AtomicU64::new(1),
         started: Instant::now(),
     });
+    let probe = match config.health_addr {
+        Some(addr) => Some(probe::spawn(addr, state.clone())?),
+        None => None,
+    };
     let router = http::router(state.clone());
     let serve = tokio::spawn(listener::accept_loop(listener, router, state, gate));
     let period = hub::janitor_period(config.replay_age);
@@ -216,8 +234,12 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         }
     });
     info!(addr = %addr, dev = config.dev, "listening");
+    if let Some((probe_addr, _)) = &probe {
+        info!(addr = %probe_addr, "probe listener (GET /health)");
+    }
     Ok(RunningServer {
         addr,
+        probe,
         mode: mode_tx,
         serve,
         janitor,
