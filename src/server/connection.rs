@@ -95,8 +95,10 @@ fn expiry_of(token: &Verified) -> Instant {
     Instant::now() + left
 }
 
-/// Runs one socket to its end.
-pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
+/// Runs one socket to its end. The socket comes boxed: an `async fn` keeps a moved-in argument
+/// twice in its state (the argument and the local it binds), and an idle socket holds that
+/// state for its whole life.
+pub(crate) async fn run(mut ws: Box<Socket>, mut ctx: ConnContext) {
     // Boxed, here and for each inbound message below: those futures are large and short-lived,
     // and an idle socket should not carry their space for its whole life.
     let Some(Admitted {
@@ -108,6 +110,7 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
     };
     let user = attached.user.name.clone();
     let limiter = SendLimiter::new(ctx.config.rate_limit, Instant::now());
+    // Encoded at once: a named frame would be held for the socket's whole life.
     let hello = ServerFrame::Authenticated {
         user_id: user.to_string(),
         session: attached.session.id.to_string(),
@@ -117,9 +120,10 @@ pub(crate) async fn run(mut ws: Socket, mut ctx: ConnContext) {
         v: crate::protocol::PROTOCOL_VERSION,
         expires_in_ms: Some(token.expires_in_ms(now_ms())),
         limits: limiter.limits(),
-    };
+    }
+    .encode();
     let mut splicer = Splicer::default();
-    let mut sent = send_text(&mut ws, hello.encode()).await;
+    let mut sent = send_text(&mut ws, hello).await;
     for (seq, tail) in std::mem::take(&mut attached.replay) {
         if !sent {
             break;

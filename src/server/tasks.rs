@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
@@ -33,6 +34,17 @@ impl Drop for Deregister {
     }
 }
 
+/// `task`, then `guard` dropped — also when the task is aborted (dropped unfinished).
+///
+/// A combinator, not an `async` block around `task.await`: the block would hold the future twice
+/// (captured, then moved to be awaited), doubling every socket task's size for its whole life.
+fn guarded<G: Send + 'static>(
+    task: impl Future<Output = ()> + Send + 'static,
+    guard: G,
+) -> impl Future<Output = ()> + Send + 'static {
+    task.map(move |()| drop(guard))
+}
+
 impl Tasks {
     fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, AbortHandle>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
@@ -50,10 +62,7 @@ impl Tasks {
             id,
         };
         let mut map = self.lock();
-        let handle = tokio::spawn(async move {
-            let _deregister = deregister;
-            task.await;
-        });
+        let handle = tokio::spawn(guarded(task, deregister));
         map.insert(id, handle.abort_handle());
     }
 
@@ -75,5 +84,56 @@ impl Tasks {
             }
             emptied.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    struct Flag(Arc<AtomicBool>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A future that keeps 4 KiB across an await, as a socket's loop keeps its state.
+    async fn big() {
+        let state = [7u8; 4096];
+        tokio::task::yield_now().await;
+        std::hint::black_box(&state);
+    }
+
+    #[test]
+    fn a_guarded_task_holds_its_future_once() {
+        let task = big();
+        let alone = std::mem::size_of_val(&task);
+        let wrapped = guarded(task, Flag(Arc::default()));
+        assert!(
+            std::mem::size_of_val(&wrapped) < alone + 64,
+            "{} B wrapped for a {alone} B future",
+            std::mem::size_of_val(&wrapped)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_guard_drops_when_the_task_ends_and_when_it_is_aborted() {
+        let ended = Arc::new(AtomicBool::new(false));
+        tokio::spawn(guarded(big(), Flag(ended.clone())))
+            .await
+            .expect("the task");
+        assert!(ended.load(Ordering::SeqCst));
+
+        let aborted = Arc::new(AtomicBool::new(false));
+        let handle = tokio::spawn(guarded(std::future::pending(), Flag(aborted.clone())));
+        tokio::task::yield_now().await;
+        assert!(!aborted.load(Ordering::SeqCst));
+        handle.abort();
+        assert!(handle.await.is_err());
+        assert!(aborted.load(Ordering::SeqCst));
     }
 }

@@ -106,7 +106,7 @@ pub(crate) fn upgrade(
                     Some(config),
                 )
                 .await;
-                connection::run(ws, ctx).await;
+                connection::run(Box::new(ws), ctx).await;
             }
             Err(e) => debug!(conn = %id, error = %e, "the upgrade did not complete"),
         }
