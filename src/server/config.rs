@@ -61,7 +61,8 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Where to serve `GET /health` a second time, on its own thread and runtime, so probes are
     /// answered at once while the main port is busy with a reconnect wave; `None`: only on
-    /// `addr`. Port 0 lets the OS pick (see `RunningServer::health_addr`).
+    /// `addr`. Port 0 lets the OS pick (see `RunningServer::health_addr`). Meant for an internal
+    /// address (the load balancer's side): it has none of the main port's admission limits.
     pub health_addr: Option<SocketAddr>,
     /// How long a new socket may take to send its `auth` frame before it is closed with 4000.
     pub auth_timeout: Duration,

@@ -162,8 +162,12 @@ impl RunningServer {
             task.abort();
         }
         if let Some((_, thread)) = self.probe {
-            // It saw the mode change and stops once its connections have answered.
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            // It saw the mode change and stops once its connections have answered; one that
+            // holds a connection open past the grace is left to end with the process.
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            if timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+                warn!("the probe listener still has connections open; not waiting for it");
+            }
         }
         info!("shut down");
     }
