@@ -126,16 +126,7 @@ impl SessionCell {
         }
         let seq = state.take_seq();
         state.replay.push(seq, body.clone(), limits, now);
-        match &state.attached {
-            Some(conn) => match conn.push(Outgoing::Event {
-                seq,
-                tail: tail.clone(),
-            }) {
-                Pushed::Queued => Reach::Live,
-                Pushed::Refused => Reach::Buffered,
-            },
-            None => Reach::Buffered,
-        }
+        state.queue_event(seq, tail)
     }
 }
 
@@ -147,17 +138,8 @@ impl SessionCell {
         if !state.alive {
             return Reach::Gone;
         }
-        state.next_seq = state.next_seq.max(seq + 1);
-        match &state.attached {
-            Some(conn) => match conn.push(Outgoing::Event {
-                seq,
-                tail: tail.clone(),
-            }) {
-                Pushed::Queued => Reach::Live,
-                Pushed::Refused => Reach::Buffered,
-            },
-            None => Reach::Buffered,
-        }
+        state.continue_after(seq);
+        state.queue_event(seq, tail)
     }
 
     /// Queues a volatile frame (no `seq`, never buffered) on the attached socket; `true` if taken.
@@ -174,6 +156,20 @@ impl SessionState {
     /// Continues numbering after `last` (a session adopted from another node).
     pub(crate) fn continue_after(&mut self, last: u64) {
         self.next_seq = self.next_seq.max(last + 1);
+    }
+
+    /// Queues stored event `seq` on the attached socket.
+    fn queue_event(&self, seq: u64, tail: &Bytes) -> Reach {
+        match &self.attached {
+            Some(conn) => match conn.push(Outgoing::Event {
+                seq,
+                tail: tail.clone(),
+            }) {
+                Pushed::Queued => Reach::Live,
+                Pushed::Refused => Reach::Buffered,
+            },
+            None => Reach::Buffered,
+        }
     }
 
     /// Takes the next event `seq`.
