@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::script::{Script, Step};
+use super::server::AUTH_ERROR_CODES;
 use crate::core::{
     Action, Connection, ConnectionConfig, ConnectionState, Env, Event, Input, Instant, Payload,
     RequestId, SendId, SocketId, StaticToken, Transport,
@@ -319,7 +320,7 @@ impl World {
                 .filter(|_| limits > 0),
             },
             Step::AuthError(n) => ServerFrame::AuthError {
-                code: AUTH_CODES[usize::from(n) % AUTH_CODES.len()].into(),
+                code: auth_code(n).into(),
                 message: String::new(),
             },
             Step::Ack { id, code, retry } => {
@@ -502,15 +503,12 @@ impl World {
     }
 }
 
-const AUTH_CODES: &[&str] = &[
-    "invalid_token",
-    "expired",
-    "timeout",
-    "unsupported_version",
-    "invalid_client",
-    "user_mismatch",
-    "something_new",
-];
+/// An `auth_error` code for script byte `n`: one PROTOCOL.md names, in their order, or one it
+/// does not (a newer server's).
+fn auth_code(n: u8) -> &'static str {
+    let i = usize::from(n) % (AUTH_ERROR_CODES.len() + 1);
+    AUTH_ERROR_CODES.get(i).copied().unwrap_or("something_new")
+}
 
 /// Ack error codes; "" = no `error` member.
 const ACK_CODES: &[&str] = &[

@@ -47,7 +47,7 @@ const CLOSE_CODES: &[u16] = &[
 /// The `auth_error` codes a refused `refresh` gets (PROTOCOL.md §7).
 const REFRESH_ERROR_CODES: &[&str] = &["invalid_token", "expired", "user_mismatch"];
 /// The `auth_error` codes PROTOCOL.md §2 and §7 name.
-const AUTH_ERROR_CODES: &[&str] = &[
+pub(super) const AUTH_ERROR_CODES: &[&str] = &[
     "invalid_token",
     "expired",
     "timeout",

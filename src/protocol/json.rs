@@ -60,7 +60,7 @@ pub fn validate_at(text: &str, depth: usize) -> Result<(), JsonError> {
 }
 
 /// What [`object_fields`] found besides the slots.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Fields {
     /// Bit `i`: `keys[i]` appeared more than once (the first 32 names; the caller decides).
     pub repeated: u32,
