@@ -3,7 +3,7 @@
 //! lock held while a listener runs.
 
 use std::cell::RefCell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Names one registered listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -18,21 +18,36 @@ pub(crate) enum Topic {
     Any,
 }
 
+impl Topic {
+    fn hears(&self, name: &str) -> bool {
+        match self {
+            Topic::Named(n) => n == name,
+            Topic::Any => true,
+        }
+    }
+}
+
+/// The registered listeners, in registration order.
+type Entries<L> = Vec<(ListenerId, Topic, L)>;
+
 /// Listeners of type `L` (a Rust closure natively, a JS function in the browser) keyed by topic.
 ///
-/// Dispatch goes through [`dispatch`], which snapshots the matching listeners first: a listener
-/// added during dispatch does not hear the current event, and one removed during dispatch (even
-/// by itself) is skipped if it has not run yet. No lock is held while a listener runs.
+/// Dispatch goes through [`dispatch`], which snapshots the listeners first: a listener added
+/// during dispatch does not hear the current event, and one removed during dispatch (even by
+/// itself) is skipped if it has not run yet. No lock is held while a listener runs.
+///
+/// The list is shared with the dispatches in progress and copied only when it changes while
+/// one holds it, so an event costs no allocation and no copy of the listeners.
 #[derive(Debug)]
 pub(crate) struct Registry<L> {
-    listeners: Vec<(ListenerId, Topic, L)>,
+    listeners: Arc<Entries<L>>,
     next_id: u64,
 }
 
 impl<L> Default for Registry<L> {
     fn default() -> Self {
         Registry {
-            listeners: Vec::new(),
+            listeners: Arc::default(),
             next_id: 1,
         }
     }
@@ -43,15 +58,17 @@ impl<L: Clone> Registry<L> {
     pub(crate) fn add(&mut self, topic: Topic, listener: L) -> ListenerId {
         let id = ListenerId(self.next_id);
         self.next_id += 1;
-        self.listeners.push((id, topic, listener));
+        Arc::make_mut(&mut self.listeners).push((id, topic, listener));
         id
     }
 
     /// Removes a listener; returns whether it was registered.
     pub(crate) fn remove(&mut self, id: ListenerId) -> bool {
-        let before = self.listeners.len();
-        self.listeners.retain(|(i, _, _)| *i != id);
-        self.listeners.len() != before
+        if !self.contains(id) {
+            return false;
+        }
+        Arc::make_mut(&mut self.listeners).retain(|(i, _, _)| *i != id);
+        true
     }
 
     /// Whether `id` is registered.
@@ -65,16 +82,15 @@ impl<L: Clone> Registry<L> {
         self.listeners.len()
     }
 
-    /// The listeners that hear `name`, in registration order.
-    pub(crate) fn snapshot(&self, name: &str) -> Vec<(ListenerId, L)> {
-        self.listeners
-            .iter()
-            .filter(|(_, topic, _)| match topic {
-                Topic::Named(n) => n == name,
-                Topic::Any => true,
-            })
-            .map(|(id, _, l)| (*id, l.clone()))
-            .collect()
+    /// Every listener as of now (shared, not copied).
+    fn snapshot(&self) -> Arc<Entries<L>> {
+        Arc::clone(&self.listeners)
+    }
+
+    /// Whether `id`, a listener of `snapshot`, is still registered (at once when nothing
+    /// changed since the snapshot was taken).
+    fn still_has(&self, snapshot: &Arc<Entries<L>>, id: ListenerId) -> bool {
+        Arc::ptr_eq(&self.listeners, snapshot) || self.contains(id)
     }
 }
 
@@ -110,10 +126,10 @@ pub(crate) fn dispatch<L: Clone>(
     name: &str,
     mut call: impl FnMut(&L),
 ) {
-    let snapshot = registry.with(|r| r.snapshot(name));
-    for (id, listener) in snapshot {
-        if registry.with(|r| r.contains(id)) {
-            call(&listener);
+    let snapshot = registry.with(|r| r.snapshot());
+    for (id, _, listener) in snapshot.iter().filter(|(_, topic, _)| topic.hears(name)) {
+        if registry.with(|r| r.still_has(&snapshot, *id)) {
+            call(listener);
         }
     }
 }
@@ -144,6 +160,24 @@ mod tests {
         dispatch(&registry, "a", |l| l("a"));
         dispatch(&registry, "b", |l| l("b"));
         assert_eq!(*log.borrow(), ["a:a", "any:a", "any:b"]);
+    }
+
+    #[test]
+    fn a_snapshot_shares_the_list_until_it_changes() {
+        let mut registry: Registry<Listener> = Registry::default();
+        let first = registry.add(Topic::Any, Rc::new(|_| {}));
+        let snapshot = registry.snapshot();
+        // Taking a snapshot copies nothing: dispatch allocates nothing per event.
+        assert!(Arc::ptr_eq(&snapshot, &registry.listeners));
+        let second = registry.add(Topic::Any, Rc::new(|_| {}));
+        // A change while a snapshot is held leaves the snapshot as it was.
+        assert_eq!(snapshot.len(), 1);
+        assert!(registry.still_has(&snapshot, first));
+        assert!(registry.remove(first));
+        assert!(!registry.still_has(&snapshot, first));
+        assert!(!registry.remove(first));
+        assert_eq!(registry.len(), 1);
+        assert!(registry.contains(second));
     }
 
     #[test]
