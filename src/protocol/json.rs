@@ -125,6 +125,68 @@ fn members<'a>(
     s.done(r)
 }
 
+/// A straight-line reader for a text of an expected shape, piece by piece: each step matches
+/// and moves on, or answers `None` and the caller reads the text the general way. What a step
+/// accepts is a subset of what the general reader accepts, with the same meaning.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) struct Expected<'a>(Scanner<'a>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<'a> Expected<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Expected(Scanner::new(text))
+    }
+
+    /// Exactly the bytes of `literal`.
+    pub(crate) fn literal(&mut self, literal: &str) -> Option<()> {
+        let rest = self.0.bytes.get(self.0.pos..)?;
+        rest.starts_with(literal.as_bytes()).then(|| {
+            self.0.pos += literal.len();
+        })
+    }
+
+    /// A string with no escape and no control character: the text between its quotes.
+    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
+        if self.0.peek() != Some(b'"') {
+            return None;
+        }
+        let start = self.0.pos + 1;
+        let end = skip_plain(self.0.bytes, start);
+        (self.0.bytes.get(end) == Some(&b'"')).then(|| {
+            self.0.pos = end + 1;
+            self.0.slice(start, end)
+        })
+    }
+
+    /// An unsigned integer of 1 to 19 digits without a leading zero (so it fits a `u64`), not
+    /// followed by a fraction or an exponent.
+    pub(crate) fn integer(&mut self) -> Option<u64> {
+        let start = self.0.pos;
+        let mut n = 0u64;
+        while let Some(d @ b'0'..=b'9') = self.0.peek() {
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            self.0.pos += 1;
+        }
+        let len = self.0.pos - start;
+        let leading_zero = self.0.bytes.get(start) == Some(&b'0');
+        let follows = matches!(self.0.peek(), Some(b'.' | b'e' | b'E'));
+        ((1..=19).contains(&len) && !leading_zero && !follows).then_some(n)
+    }
+
+    /// One value, validated as the general reader does, nested `depth` containers deep: its text.
+    pub(crate) fn value(&mut self, depth: usize) -> Option<&'a str> {
+        self.0.skip_ws();
+        let start = self.0.pos;
+        self.0.value(depth).ok()?;
+        Some(self.0.slice(start, self.0.pos))
+    }
+
+    /// Only whitespace follows.
+    pub(crate) fn end(&mut self) -> Option<()> {
+        self.0.end().ok()
+    }
+}
+
 /// Reads a JSON string (`raw` is its text, quotes included) into its value: borrowed from
 /// `raw` when it has no escapes.
 pub fn parse_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {

@@ -63,6 +63,17 @@ fn value() -> impl Strategy<Value = Value> {
     })
 }
 
+fn event_frame() -> impl Strategy<Value = ServerFrame> {
+    (prop::option::of(wire_id()), text(), value(), text()).prop_map(|(seq, event, data, ts)| {
+        ServerFrame::Event {
+            seq,
+            event,
+            data,
+            ts,
+        }
+    })
+}
+
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
     let error_body = (text(), text(), prop::option::of(any::<u64>())).prop_map(
         |(code, message, retry_after_ms)| ErrorBody {
@@ -100,16 +111,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 }
             ),
         (text(), text()).prop_map(|(code, message)| ServerFrame::AuthError { code, message }),
-        (prop::option::of(wire_id()), text(), value(), text()).prop_map(
-            |(seq, event, data, ts)| {
-                ServerFrame::Event {
-                    seq,
-                    event,
-                    data,
-                    ts,
-                }
-            }
-        ),
+        event_frame(),
         any::<u64>().prop_map(|expires_in_ms| ServerFrame::Refreshed { expires_in_ms }),
         (
             wire_id(),
@@ -397,6 +399,75 @@ proptest! {
             }
         }
     }
+}
+
+/// What the event fast path takes, the general reader reads the same, to the byte (borrowed
+/// strings, the raw payload); what it leaves (`None`), the general reader decides alone.
+fn fast_path_agrees(text: &str) -> Result<(), TestCaseError> {
+    if let Some(fast) = IncomingFrame::event_as_the_server_writes_it(text) {
+        prop_assert_eq!(Ok(fast), IncomingFrame::read_members(text), "{}", text);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn the_event_fast_path_answers_as_the_general_reader(text in prop_oneof![
+        event_frame().prop_map(|f| f.encode()),
+        mutated(event_frame().prop_map(|f| f.encode())),
+        mutated(mutated(event_frame().prop_map(|f| f.encode()))),
+    ]) {
+        fast_path_agrees(&text)?;
+    }
+}
+
+#[test]
+fn the_event_fast_path_takes_the_servers_shape_and_leaves_the_rest() {
+    let taken = [
+        r#"{"type":"event","seq":7,"event":"x","data":{"a":[1,"b"]},"ts":"t"}"#,
+        r#"{"type":"event","event":"typing","data":null,"ts":""}"#,
+        r#"{"type":"event","seq":1,"event":"x","data": 1,"ts":"t"}"#,
+        r#"{"type":"event","seq":9007199254740991,"event":"x","data":"\u00e9","ts":"t"}  "#,
+    ];
+    let left = [
+        // The general reader's answers: errors, or the same frame read another way.
+        r#"{"type":"event","seq":07,"event":"x","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":0,"event":"x","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":9007199254740992,"event":"x","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":1e3,"event":"x","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":1.0,"event":"x","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":null,"event":"x","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":1,"event":"x\n","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":1,"event":"\u0078","data":1,"ts":"t"}"#,
+        r#"{"type":"event","seq":1,"event":"x","data":[1,],"ts":"t"}"#,
+        r#"{"type":"event","seq":1,"event":"x","data":1,"ts":"t"}}"#,
+        r#"{"type":"event","seq":1,"event":"x","data":1,"ts":"t","ts":"u"}"#,
+        r#"{"type":"event","seq":1,"event":"x","data":1}"#,
+        r#"{"type":"event","seq":1,"event":"x","data":1,"ts":"t""#,
+        r#"{"type":"event", "seq":1,"event":"x","data":1,"ts":"t"}"#,
+    ];
+    for text in taken {
+        assert!(
+            IncomingFrame::event_as_the_server_writes_it(text).is_some(),
+            "{text}"
+        );
+        fast_path_agrees(text).unwrap();
+    }
+    for text in left {
+        assert!(
+            IncomingFrame::event_as_the_server_writes_it(text).is_none(),
+            "{text}"
+        );
+    }
+    let deep = format!(
+        r#"{{"type":"event","event":"x","data":{}1{},"ts":""}}"#,
+        "[".repeat(json::MAX_DEPTH),
+        "]".repeat(json::MAX_DEPTH)
+    );
+    assert!(IncomingFrame::event_as_the_server_writes_it(&deep).is_none());
+    assert!(IncomingFrame::read_members(&deep).is_err());
 }
 
 #[test]
