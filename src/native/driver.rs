@@ -19,8 +19,11 @@ use super::types::{Message, Notice, StateChange};
 use crate::core::{Action, Input, Payload, RequestId, SocketId, Transport};
 use crate::shell::{Batch, Output};
 
-/// The most frames fed in one beat before the shell is drained.
-const FRAMES_PER_BEAT: usize = 256;
+/// The most frames fed in one beat before the shell is drained, and the most bytes: a burst
+/// of small frames costs one drain per thousand (each drain and wake-up costs about what a
+/// frame does), while what waits for delivery stays bounded.
+const FRAMES_PER_BEAT: usize = 1024;
+const BYTES_PER_BEAT: usize = 1 << 20;
 
 /// What a handle asks of the task.
 pub(crate) enum Command {
@@ -113,16 +116,19 @@ fn feed_frames(shared: &Shared, io: &mut Io, socket: SocketId, first: Transport)
     let now = shared.now();
     let mut shell = shared.shell();
     let mut next = Some(first);
-    let mut budget = FRAMES_PER_BEAT;
+    let (mut frames, mut bytes) = (FRAMES_PER_BEAT, BYTES_PER_BEAT);
     while let Some(transport) = next.take() {
         let ended = matches!(transport, Transport::Closed { .. } | Transport::Error(_));
+        if let Transport::Frame(text) = &transport {
+            bytes = bytes.saturating_sub(text.len());
+        }
         shell
             .conn_mut()
             .handle_input(now, Input::Transport(socket, transport));
-        budget -= 1;
+        frames -= 1;
         if ended {
             io.socket = None;
-        } else if budget > 0 {
+        } else if frames > 0 && bytes > 0 {
             next = io.socket.as_mut().and_then(OpenSocket::ready);
         }
     }
