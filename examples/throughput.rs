@@ -1,7 +1,7 @@
 //! Event throughput: server → `sockline::native::Client` → a typed listener, against a bare
 //! tokio-tungstenite loop reading the same frames from the same server, in the same run.
 //!
-//! Run: `cargo run --release --example throughput [EVENTS] [ROUNDS]` (defaults 200000, 5).
+//! Run: `cargo run --release --example throughput [EVENTS] [ROUNDS]` (defaults 200000, 9).
 //!
 //! The "server" here is a minimal blaster on 127.0.0.1:0 that answers `auth` and then writes
 //! pre-encoded `event` frames as fast as the socket takes them, so the numbers measure the
@@ -16,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use sockline::events::NewNotification;
 use sockline::native::{Client, ClientConfig};
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 const AUTHENTICATED: &str = r#"{"type":"authenticated","user_id":"bench","session":"s","heartbeat_ms":30000,"resumed":false}"#;
@@ -32,36 +33,57 @@ fn frames(events: u64) -> Arc<Vec<String>> {
     )
 }
 
-/// Accepts one connection at a time; after `auth`, writes every frame, then drains until close.
+/// Accepts connections; after `auth`, writes every frame, then drains until close. It runs on
+/// an OS thread and single-threaded runtime of its own, so the client paths always have the
+/// other core to themselves: on one shared runtime the scheduler sometimes ran the blaster and
+/// the client on the same worker and sometimes not, and either path's rate moved by 1.5×
+/// from round to round.
 async fn blaster(frames: Arc<Vec<String>>) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let frames = frames.clone();
-            tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                let (mut sink, mut stream) = ws.split();
-                let _auth = stream.next().await;
-                // Drain what the client sends (acks, pongs) so it never blocks.
-                tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
-                if sink.send(Message::text(AUTHENTICATED)).await.is_err() {
-                    return;
-                }
-                for frame in frames.iter() {
-                    if sink.feed(Message::text(frame.as_str())).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = sink.flush().await;
-                // Keep the socket open until the client hangs up.
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            });
-        }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("blaster runtime");
+        runtime.block_on(serve(frames, tx));
     });
-    addr
+    rx.await.expect("blaster address")
+}
+
+async fn serve(
+    frames: Arc<Vec<String>>,
+    bound: tokio::sync::oneshot::Sender<std::net::SocketAddr>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let _ = bound.send(listener.local_addr().expect("addr"));
+    while let Ok((tcp, _)) = listener.accept().await {
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            // What the client sends back (acks, pongs) is small: a small read buffer, so
+            // each read does not zero tungstenite's default 128 KiB (the reference server
+            // sizes its own the same way).
+            let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+            else {
+                return;
+            };
+            let (mut sink, mut stream) = ws.split();
+            let _auth = stream.next().await;
+            // Drain what the client sends (acks, pongs) so it never blocks.
+            tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+            if sink.send(Message::text(AUTHENTICATED)).await.is_err() {
+                return;
+            }
+            for frame in frames.iter() {
+                if sink.feed(Message::text(frame.as_str())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.flush().await;
+            // Keep the socket open until the client hangs up.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+    }
 }
 
 /// The bare loop: connect, auth, read frames until `counts` accepted `events` of them.
@@ -156,12 +178,22 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    if args.next().as_deref() == Some("sockline-only") {
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(9);
+    let only = args.next();
+    if only.as_deref() == Some("parsed-only") {
+        // For profiling the parsing loop alone.
+        let addr = blaster(frames(events)).await;
+        for _ in 0..rounds {
+            let rate = events as f64 / bare(addr, events, parsed).await.as_secs_f64();
+            println!("parsing loop: {rate:.0} events/s");
+        }
+        return;
+    }
+    if only.as_deref() == Some("sockline-only") {
         // For profiling the client path alone.
         let addr = blaster(frames(events)).await;
         for _ in 0..rounds {
