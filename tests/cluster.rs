@@ -11,10 +11,10 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use redis_server::{node, RedisServer};
+use redis_server::{node, node_config, RedisServer};
 use serde_json::{json, Value};
 use sockline::protocol::{ClientFrame, ResumePoint, ServerFrame};
-use sockline::server::RunningServer;
+use sockline::server::{start, RunningServer, ServerConfig};
 use support::*;
 
 const CLIENT: &str = "cluster-client-0001";
@@ -430,4 +430,73 @@ async fn a_node_killed_its_client_resumes_on_another_node_with_nothing_missed() 
     let live = events_within(&mut back, "conversation_update", Duration::from_millis(400)).await;
     assert_eq!(live, [(Some(5), json!({}))]);
     shutdown([b, c]).await;
+}
+
+/// `count` member sessions of `room` that exist only in Redis (each with a user, so a fan-out
+/// gives each its seq and stream entry): what makes one fan-out script run for seconds.
+async fn crowd(redis: &RedisServer, room: &str, count: usize) {
+    let client = ::redis::Client::open(redis.url()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = ::redis::pipe();
+        for i in chunk {
+            let session = format!("crowd{i:08x}");
+            pipe.hset(format!("sl:s:{session}"), "user", format!("c{i}"))
+                .ignore();
+            pipe.sadd(format!("sl:m:{room}"), session).ignore();
+        }
+        let () = pipe
+            .query_async(&mut conn)
+            .await
+            .expect("the crowd is stored");
+    }
+}
+
+#[tokio::test]
+async fn a_send_whose_fanout_ran_in_redis_after_the_node_stopped_waiting_is_not_processed_again() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Pings every minute: the test clients do not answer them, and the test outlasts 10 s.
+    let a = start(ServerConfig {
+        heartbeat: Duration::from_secs(60),
+        ..node_config(&redis, "A")
+    })
+    .await
+    .expect("the node starts");
+    let (mut bob, _) = WsClient::authed(a.local_addr(), "bob").await;
+    join(&mut bob, 1, "chat:big").await;
+    let (mut alice, _) =
+        WsClient::authed_as(a.local_addr(), &token("alice"), Some(CLIENT), None).await;
+    join(&mut alice, 1, "chat:big").await;
+    // The fan-out script then runs longer in Redis than the node waits for an answer (1 s).
+    crowd(&redis, "chat:big", 150_000).await;
+    let send = json!({"chat_id": "big", "text": "once"});
+    let started = std::time::Instant::now();
+    alice.send_event(2, "message", send.clone()).await;
+    let (ok, _, code) = ack_parts(alice.recv_ack(2).await);
+    assert!(
+        !ok && code.as_deref() == Some("rate_limited"),
+        "the node stopped waiting: not known to be processed, to be sent again ({:?})",
+        started.elapsed()
+    );
+    // Redis ran the script to its end all the same (some 4 s here): bob has the message once.
+    let first = events_within(&mut bob, "new_message", Duration::from_secs(10)).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    // The client sends the id again, as told: answered from the pair's memory, not processed.
+    alice.send_event(2, "message", send).await;
+    let (ok, data, code) = ack_parts(alice.recv_ack(2).await);
+    assert!(
+        ok && data.is_some_and(|d| d["id"] == first[0].1["id"]),
+        "the first processing's ack ({code:?})"
+    );
+    // (Processed again, it would reach bob as long after as the first did.)
+    assert_eq!(
+        events_within(&mut bob, "new_message", Duration::from_secs(8)).await,
+        []
+    );
+    shutdown([a]).await;
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::clock::now_rfc3339;
-use super::cluster::Cluster;
+use super::cluster::{Cluster, SendRecord};
 use super::frames;
 use super::hub::Hub;
 use super::session::SessionCell;
@@ -66,7 +66,7 @@ impl Hub {
         data: &Value,
         now: Instant,
     ) -> Result<usize, ErrorBody> {
-        Ok(self.notify_room(dest, event, data, now).await?)
+        Ok(self.notify_room(dest, event, data, now, None).await?)
     }
 
     /// A volatile event to the members of the chat room `room` attached now, on every node,
@@ -181,22 +181,24 @@ impl Hub {
             }
         }
         let tail = frames::tail(event, data, &now_rfc3339());
-        cluster.fanout(&format!("user:{user}"), &tail).await
+        cluster.fanout(&format!("user:{user}"), &tail, None).await
     }
 
-    /// `/notify` to a room (and [`Hub::fanout`]'s delivery, with the broker's error as is).
+    /// `/notify` to a room (and [`Hub::fanout`]'s delivery, with the broker's error as is); in
+    /// a cluster, `send` is the send this fan-out carries out, recorded with it.
     pub(crate) async fn notify_room(
         &self,
         room: &str,
         event: &str,
         data: &Value,
         now: Instant,
+        send: Option<&SendRecord<'_>>,
     ) -> Result<usize, Unavailable> {
         match self.cluster() {
             None => Ok(self.deliver_room(room, event, data, None, now)),
             Some(cluster) => {
                 let tail = frames::tail(event, data, &now_rfc3339());
-                cluster.fanout(room, &tail).await
+                cluster.fanout(room, &tail, send).await
             }
         }
     }

@@ -364,6 +364,7 @@ impl Live<'_> {
                             session: &self.attached.session,
                             scope: &self.attached.scope,
                             now,
+                            send: None,
                         };
                         self.ctx.hub.handle_send(&caller, id, &event, &data).await
                     }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::clock::now_rfc3339;
+use super::cluster::SendRecord;
 use super::dedupe::{Scope, Seen};
 use super::hub::Hub;
 use super::session::SessionCell;
@@ -39,12 +40,16 @@ pub(crate) fn str_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, Error
 }
 
 /// Who sends, for the duration of one event.
+#[derive(Clone, Copy)]
 pub(crate) struct Caller<'a> {
     pub(crate) user: &'a str,
     pub(crate) session: &'a Arc<SessionCell>,
     /// Whose send-id memory the send uses.
     pub(crate) scope: &'a Scope,
     pub(crate) now: Instant,
+    /// In a cluster: the pair key and id of the send being processed, which a fan-out that
+    /// carries it out records in the same Redis step.
+    pub(crate) send: Option<(&'a str, u64)>,
 }
 
 impl Hub {
@@ -178,9 +183,13 @@ impl Hub {
             ));
         }
         let room = format!("chat:{chat_id}");
-        self.fanout(&room, "new_message", &message, caller.now)
+        let outcome: Outcome = Ok(Some(json!({ "id": id })));
+        let send = caller
+            .send
+            .map(|(key, send_id)| SendRecord::new(key, send_id, &outcome));
+        self.notify_room(&room, "new_message", &message, caller.now, send.as_ref())
             .await?;
-        Ok(Some(json!({ "id": id })))
+        outcome
     }
 
     async fn on_typing(&self, caller: &Caller<'_>, data: &Value, typing: bool) -> Outcome {

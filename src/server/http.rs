@@ -172,7 +172,7 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
     let delivered = match &target {
         Target::User(user) => hub.notify(user, &event, &data, now).await,
-        Target::Room(room) => hub.notify_room(room, &event, &data, now).await,
+        Target::Room(room) => hub.notify_room(room, &event, &data, now, None).await,
     };
     let Ok(delivered) = delivered else {
         warn!("/notify refused: the cluster's broker is unreachable");

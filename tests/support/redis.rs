@@ -103,12 +103,18 @@ impl Drop for RedisServer {
 /// A cluster node on 127.0.0.1:0 named `node`, sharing `redis`; a 10 s heartbeat so raw test
 /// clients that do not answer pings stay up.
 pub async fn node(redis: &RedisServer, node: &str) -> RunningServer {
-    let config = ServerConfig {
+    start(node_config(redis, node))
+        .await
+        .expect("the node starts")
+}
+
+/// What [`node`] starts a node with.
+pub fn node_config(redis: &RedisServer, node: &str) -> ServerConfig {
+    ServerConfig {
         redis: Some(redis.url()),
         node_id: Some(node.to_owned()),
         heartbeat: Duration::from_secs(10),
         replay_age: Duration::from_secs(30),
         ..ServerConfig::for_tests()
-    };
-    start(config).await.expect("the node starts")
+    }
 }

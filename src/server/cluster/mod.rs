@@ -22,6 +22,8 @@
 
 mod attach;
 mod ops;
+
+pub(crate) use ops::SendRecord;
 mod route;
 mod scripts;
 

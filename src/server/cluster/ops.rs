@@ -13,7 +13,7 @@ use crate::protocol::ErrorBody;
 use crate::server::broker::Unavailable;
 use crate::server::clock::now_ms;
 use crate::server::dedupe::{Scope, WINDOW};
-use crate::server::handlers::{ack_frame, expired_ack, is_unavailable, Caller};
+use crate::server::handlers::{ack_frame, expired_ack, is_unavailable, Caller, Outcome};
 use crate::server::hub::Hub;
 use crate::server::session::SessionCell;
 use crate::server::users::MAX_UNREAD_PER_USER;
@@ -29,6 +29,25 @@ enum Claim {
     Expired,
     Pending,
     New,
+}
+
+/// A send being processed in a cluster: its pair's key, its id, and the ack text to keep if
+/// it succeeds (empty for the plain ok).
+pub(crate) struct SendRecord<'a> {
+    key: &'a str,
+    id: u64,
+    ack: String,
+}
+
+impl<'a> SendRecord<'a> {
+    /// What to record for the send `id` of the pair `key` if it ends with `outcome`.
+    pub(crate) fn new(key: &'a str, id: u64, outcome: &Outcome) -> Self {
+        let ack = match outcome {
+            Ok(None) => String::new(),
+            outcome => ack_frame(id, outcome.clone()),
+        };
+        SendRecord { key, id, ack }
+    }
 }
 
 /// `sl:d:{user length}:{user}:{scope}`: a pair's memory (the length keeps users containing
@@ -49,21 +68,33 @@ impl Cluster {
         })
     }
 
-    /// A durable event to every session of `dest` on every node; how many sessions.
-    pub(crate) async fn fanout(&self, dest: &str, tail: &Bytes) -> Result<usize, Unavailable> {
+    /// A durable event to every session of `dest` on every node; how many sessions. With
+    /// `send`, the send it carries out is recorded in the same script (see `FANOUT`).
+    pub(crate) async fn fanout(
+        &self,
+        dest: &str,
+        tail: &Bytes,
+        send: Option<&SendRecord<'_>>,
+    ) -> Result<usize, Unavailable> {
         let tail = String::from_utf8_lossy(tail);
-        let result = self
-            .scripts
-            .fanout
-            .key(members_key(dest))
+        let mut script = self.scripts.fanout.key(members_key(dest));
+        script
             .arg(&*tail)
             .arg(self.replay_max)
             .arg(ms(self.replay_age).max(1))
             .arg(CHANNEL)
             .arg(now_ms())
-            .arg("")
-            .invoke_async::<usize>(&mut self.conn())
-            .await;
+            .arg("");
+        if let Some(send) = send {
+            script
+                .key(send.key)
+                .key(format!("{}:q", send.key))
+                .arg(send.id)
+                .arg(&send.ack)
+                .arg(WINDOW)
+                .arg(ms(self.retention).max(1));
+        }
+        let result = script.invoke_async::<usize>(&mut self.conn()).await;
         self.down(result)
     }
 
@@ -236,20 +267,22 @@ impl Cluster {
                 }),
             ),
             Ok(Claim::New) => {
-                let outcome = hub.dispatch(caller, event, data).await;
+                // A fan-out that carries the send out records it in the same script.
+                let caller = Caller {
+                    send: Some((&key, id)),
+                    ..*caller
+                };
+                let outcome = hub.dispatch(&caller, event, data).await;
                 let ack = ack_frame(id, outcome.clone());
                 if is_unavailable(&outcome) {
+                    // Keeps an ack a fan-out recorded before the node stopped waiting for it.
                     let _ = self.unclaim(&key, id).await;
                     return ack;
                 }
-                let stored = if matches!(outcome, Ok(None)) {
-                    ""
-                } else {
-                    &ack
-                };
-                // If Redis went away after processing, the claim lapses after CLAIM_LEASE_MS
-                // and a resend may be processed again: the at-least-once edge of §5.
-                let _ = self.record(&key, id, stored).await;
+                // If Redis went away after processing (and no fan-out recorded it), the claim
+                // lapses after CLAIM_LEASE_MS and a resend may be processed again: the
+                // at-least-once edge of §5.
+                let _ = self.record(&SendRecord::new(&key, id, &outcome)).await;
                 ack
             }
         }
@@ -276,14 +309,14 @@ impl Cluster {
         })
     }
 
-    async fn record(&self, key: &str, id: u64, ack: &str) -> Result<(), Unavailable> {
+    async fn record(&self, send: &SendRecord<'_>) -> Result<(), Unavailable> {
         let result = self
             .scripts
             .record
-            .key(key)
-            .key(format!("{key}:q"))
-            .arg(id)
-            .arg(ack)
+            .key(send.key)
+            .key(format!("{}:q", send.key))
+            .arg(send.id)
+            .arg(&send.ack)
             .arg(WINDOW)
             .arg(ms(self.retention).max(1))
             .invoke_async::<u8>(&mut self.conn())

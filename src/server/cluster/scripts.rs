@@ -14,9 +14,34 @@
 
 use redis::Script;
 
-/// KEYS: members set. ARGV: tail, stream MAXLEN, stream TTL ms, channel, now ms, except user.
-/// Gives each live member session its next `seq`, appends the event to its stream, publishes
-/// one bus message naming every (session, seq); returns how many sessions.
+/// `record(pair, order, id, ack, window, retention)`: a processed id's ack kept in the pair
+/// hash (`=` then the ack, `''` for the plain ok) and its place in the pair's order list; the
+/// oldest past the window are forgotten into the floor. Recording an id again changes nothing
+/// (a fan-out that recorded it, then the node's record after it).
+const RECORD_FN: &str = r"
+local function record(pair, order, id, ack, window, retention)
+  local before = redis.call('HGET', pair, id)
+  if before and string.sub(before, 1, 1) == '=' then return 1 end
+  redis.call('HSET', pair, id, '=' .. ack)
+  redis.call('RPUSH', order, id)
+  while redis.call('LLEN', order) > tonumber(window) do
+    local old = redis.call('LPOP', order)
+    redis.call('HDEL', pair, old)
+    local floor = tonumber(redis.call('HGET', pair, 'floor') or '0')
+    if tonumber(old) > floor then redis.call('HSET', pair, 'floor', old) end
+  end
+  redis.call('PEXPIRE', pair, retention)
+  redis.call('PEXPIRE', order, retention)
+  return 1
+end
+";
+
+/// KEYS: members set, and for a send the pair hash and pair order list. ARGV: tail, stream
+/// MAXLEN, stream TTL ms, channel, now ms, except user, and for a send its id, ack text,
+/// window, retention ms. Gives each live member session its next `seq`, appends the event to
+/// its stream, publishes one bus message naming every (session, seq), and for a send records
+/// its ack in the same step (so a node that stops waiting for the answer cannot have the send
+/// processed twice: its resend is answered from the pair); returns how many sessions.
 const FANOUT: &str = r"
 local members = redis.call('SMEMBERS', KEYS[1])
 local to = {}
@@ -36,6 +61,7 @@ end
 if #to > 0 then
   redis.call('PUBLISH', ARGV[4], cjson.encode({k = 'd', tail = ARGV[1], to = to}))
 end
+if KEYS[2] then record(KEYS[2], KEYS[3], ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
 return #to
 ";
 
@@ -65,20 +91,8 @@ return {'new'}
 ";
 
 /// KEYS: pair hash, pair order list. ARGV: id, ack text ('' for the plain ok), window,
-/// retention ms. Records a processed id and forgets the oldest past the window into the floor.
-const RECORD: &str = r"
-redis.call('HSET', KEYS[1], ARGV[1], '=' .. ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
-  local old = redis.call('LPOP', KEYS[2])
-  redis.call('HDEL', KEYS[1], old)
-  local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-  if tonumber(old) > floor then redis.call('HSET', KEYS[1], 'floor', old) end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
-";
+/// retention ms. Records a processed id (see `RECORD_FN`).
+const RECORD: &str = "return record(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])";
 
 /// KEYS: pair hash. ARGV: id. Drops a claim that was not processed (the broker failed).
 const UNCLAIM: &str = r"
@@ -183,10 +197,10 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
-            fanout: Script::new(FANOUT),
+            fanout: Script::new(&format!("{RECORD_FN}{FANOUT}")),
             volatile: Script::new(VOLATILE),
             claim: Script::new(CLAIM),
-            record: Script::new(RECORD),
+            record: Script::new(&format!("{RECORD_FN}{RECORD}")),
             unclaim: Script::new(UNCLAIM),
             reserve: Script::new(RESERVE),
             register: Script::new(REGISTER),
