@@ -1,72 +1,50 @@
 //! [`Queue`]: the connection's two output queues (actions, events), first in first out.
 //!
-//! Natively a `VecDeque`: it keeps its capacity from drain to drain, so a burst of frames
-//! allocates nothing per beat. In wasm, [`small::Queue`]: smaller code than a `VecDeque`, which
-//! the browser build then does not link at all (a fresh buffer per drained batch costs the
-//! browser little: its bursts are what one `message` event at a time delivers).
+//! Filled by inputs and commands, drained by `poll_*` until empty. One `Vec` of slots and the
+//! index of the front: popping takes the front slot's item, and a queue drained to the end is
+//! cleared, keeping its buffer, so a burst of frames allocates nothing per beat. Smaller in
+//! wasm than a `VecDeque`, which the core then does not link at all.
 
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) type Queue<T> = std::collections::VecDeque<T>;
+/// A first-in-first-out queue; see the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Queue<T> {
+    /// Every item pushed since the queue was last empty; those before `front` are taken.
+    slots: Vec<Option<T>>,
+    /// The slot of the next item to pop.
+    front: usize,
+}
 
-#[cfg(target_arch = "wasm32")]
-pub(crate) use small::Queue;
-
-#[cfg_attr(not(any(test, target_arch = "wasm32")), allow(dead_code))]
-mod small {
-    /// A first-in-first-out queue: a `Vec` being pushed and an iterator over the batch being
-    /// drained, which move into each other.
-    #[derive(Debug)]
-    pub(crate) struct Queue<T> {
-        /// Pushed since the drain in progress began.
-        pushed: Vec<T>,
-        /// The batch being drained.
-        draining: std::vec::IntoIter<T>,
-    }
-
-    impl<T> Default for Queue<T> {
-        fn default() -> Self {
-            Queue {
-                pushed: Vec::new(),
-                draining: Vec::new().into_iter(),
-            }
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            slots: Vec::new(),
+            front: 0,
         }
     }
+}
 
-    impl<T> Queue<T> {
-        /// Adds `item` at the back.
-        pub(crate) fn push_back(&mut self, item: T) {
-            self.pushed.push(item);
-        }
+impl<T> Queue<T> {
+    /// Adds `item` at the back.
+    pub(crate) fn push_back(&mut self, item: T) {
+        self.slots.push(Some(item));
+    }
 
-        /// Takes the item at the front.
-        pub(crate) fn pop_front(&mut self) -> Option<T> {
-            if let Some(item) = self.draining.next() {
-                return Some(item);
-            }
-            if self.pushed.is_empty() {
-                return None;
-            }
-            self.draining = std::mem::take(&mut self.pushed).into_iter();
-            self.draining.next()
+    /// Takes the item at the front.
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        let item = self.slots.get_mut(self.front)?.take();
+        self.front += 1;
+        if self.front == self.slots.len() {
+            // Drained: the buffer takes the next pushes from its start.
+            self.slots.clear();
+            self.front = 0;
         }
+        item
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::small::Queue;
-
-    /// A burst drained and pushed again reuses the buffer it grew (one growth for all beats).
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn natively_a_drained_queue_keeps_its_capacity() {
-        let mut q: super::Queue<u32> = super::Queue::default();
-        for round in 0..3 {
-            q.extend(0..256);
-            while q.pop_front().is_some() {}
-            assert!(q.capacity() >= 256, "round {round}");
-        }
-    }
+    use super::Queue;
 
     #[test]
     fn first_in_first_out_across_drains() {
@@ -81,5 +59,22 @@ mod tests {
         q.push_back(4);
         assert_eq!(q.pop_front(), Some(4));
         assert_eq!(q.pop_front(), None);
+    }
+
+    /// A burst drained and pushed again reuses the buffer it grew (one growth for all beats).
+    #[test]
+    fn a_drained_queue_keeps_its_buffer() {
+        let mut q = Queue::default();
+        for round in 0..3 {
+            for i in 0..256 {
+                q.push_back(i);
+            }
+            for i in 0..256 {
+                assert_eq!(q.pop_front(), Some(i), "round {round}");
+            }
+            assert_eq!(q.pop_front(), None);
+            assert!(q.slots.capacity() >= 256, "round {round}");
+            assert_eq!(q.slots.len(), 0);
+        }
     }
 }
