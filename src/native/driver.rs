@@ -19,10 +19,11 @@ use super::types::{Message, Notice, StateChange};
 use crate::core::{Action, Input, Payload, RequestId, SocketId, Transport};
 use crate::shell::{Batch, Output};
 
-/// The most frames fed in one beat before the shell is drained, and the most bytes: a burst
-/// of small frames costs one drain per thousand (each drain and wake-up costs about what a
-/// frame does), while what waits for delivery stays bounded.
+/// The most frames fed in one beat before the shell is drained: a burst of small frames costs
+/// one drain per thousand (each drain and wake-up costs about what a frame does).
 const FRAMES_PER_BEAT: usize = 1024;
+/// No further frame is fed in a beat once this many bytes were (the last one fed may pass
+/// it): what waits in one beat for delivery stays near 1 MiB.
 const BYTES_PER_BEAT: usize = 1 << 20;
 
 /// What a handle asks of the task.

@@ -40,8 +40,8 @@ impl From<Unavailable> for ErrorBody {
     fn from(_: Unavailable) -> Self {
         ErrorBody {
             code: "rate_limited".to_owned(),
-            message: "not processed: the cluster's broker is unreachable; send this id again \
-                      after retry_after_ms"
+            message: "not known to be processed: the cluster's broker did not answer; send \
+                      this id again after retry_after_ms"
                 .to_owned(),
             retry_after_ms: Some(BROKER_RETRY_MS),
         }

@@ -48,7 +48,9 @@ pub(crate) struct Caller<'a> {
     pub(crate) scope: &'a Scope,
     pub(crate) now: Instant,
     /// In a cluster: the pair key and id of the send being processed, which a fan-out that
-    /// carries it out records in the same Redis step.
+    /// carries it out records in the same Redis step. A handler passes it on only to its last
+    /// step that can fail, with the outcome it then answers (see `on_message`): what Redis
+    /// records is what a resend is answered.
     pub(crate) send: Option<(&'a str, u64)>,
 }
 
@@ -183,6 +185,7 @@ impl Hub {
             ));
         }
         let room = format!("chat:{chat_id}");
+        // The fan-out is the last step that can fail: it records this outcome with itself.
         let outcome: Outcome = Ok(Some(json!({ "id": id })));
         let send = caller
             .send

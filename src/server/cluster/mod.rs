@@ -22,10 +22,10 @@
 
 mod attach;
 mod ops;
-
-pub(crate) use ops::SendRecord;
 mod route;
 mod scripts;
+
+pub(crate) use ops::SendRecord;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
