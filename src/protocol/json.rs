@@ -138,11 +138,8 @@ impl<'a> Expected<'a> {
     }
 
     /// Exactly the bytes of `literal`.
-    pub(crate) fn literal(&mut self, literal: &str) -> Option<()> {
-        let rest = self.0.bytes.get(self.0.pos..)?;
-        rest.starts_with(literal.as_bytes()).then(|| {
-            self.0.pos += literal.len();
-        })
+    pub(crate) fn literal(&mut self, literal: &'static str) -> Option<()> {
+        self.0.literal(literal).ok()
     }
 
     /// A string with no escape and no control character: the text between its quotes.
@@ -150,16 +147,13 @@ impl<'a> Expected<'a> {
         if self.0.peek() != Some(b'"') {
             return None;
         }
-        let start = self.0.pos + 1;
-        let end = skip_plain(self.0.bytes, start);
-        (self.0.bytes.get(end) == Some(&b'"')).then(|| {
-            self.0.pos = end + 1;
-            self.0.slice(start, end)
-        })
+        self.0.plain_string()
     }
 
     /// An unsigned integer of 1 to 19 digits without a leading zero (so it fits a `u64`), not
-    /// followed by a fraction or an exponent.
+    /// followed by a fraction or an exponent: a subset of what [`parse_u64`] reads, in one pass
+    /// over the digits (`parse_u64` trims and scans them twice, which the event fast path
+    /// would pay on every frame).
     pub(crate) fn integer(&mut self) -> Option<u64> {
         let start = self.0.pos;
         let mut n = 0u64;
@@ -554,13 +548,26 @@ impl<'a> Scanner<'a> {
     #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     fn string(&mut self) -> Scan<Cow<'a, str>> {
         let start = self.pos + 1;
-        let end = skip_plain(self.bytes, start);
-        if self.bytes.get(end) == Some(&b'"') {
-            self.pos = end + 1;
-            return Ok(Cow::Borrowed(self.slice(start, end)));
+        match self.plain_string() {
+            Some(plain) => Ok(Cow::Borrowed(plain)),
+            None => self.string_slow(start),
         }
+    }
+
+    /// The string at its opening quote if it has no escape and no control character (one
+    /// SWAR run to its closing quote): what its quotes enclose, the cursor after them. `None`
+    /// leaves the cursor on the byte that ended the plain run (an escape, a control character,
+    /// or the end of the text).
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    fn plain_string(&mut self) -> Option<&'a str> {
+        let start = self.pos + 1;
+        let end = skip_plain(self.bytes, start);
         self.pos = end;
-        self.string_slow(start)
+        if self.bytes.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.pos = end + 1;
+        Some(self.slice(start, end))
     }
 
     /// The rest of a string that starts at `start` (after its quote) and has an escape, a
