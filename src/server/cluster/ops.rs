@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, ScriptInvocation};
 use tracing::debug;
 
 use super::route::BusMessage;
@@ -86,13 +86,7 @@ impl Cluster {
             .arg(now_ms())
             .arg("");
         if let Some(send) = send {
-            script
-                .key(send.key)
-                .key(format!("{}:q", send.key))
-                .arg(send.id)
-                .arg(&send.ack)
-                .arg(WINDOW)
-                .arg(ms(self.retention).max(1));
+            self.record_args(&mut script, send);
         }
         let result = script.invoke_async::<usize>(&mut self.conn()).await;
         self.down(result)
@@ -310,18 +304,22 @@ impl Cluster {
     }
 
     async fn record(&self, send: &SendRecord<'_>) -> Result<(), Unavailable> {
-        let result = self
-            .scripts
-            .record
+        let mut script = self.scripts.record.prepare_invoke();
+        self.record_args(&mut script, send);
+        let result = script.invoke_async::<u8>(&mut self.conn()).await;
+        self.down(result).map(|_| ())
+    }
+
+    /// The keys and arguments `record` (`RECORD_FN`) takes, after what `script` has already:
+    /// the pair hash and its order list; the id, its ack, the window, the retention.
+    fn record_args(&self, script: &mut ScriptInvocation<'_>, send: &SendRecord<'_>) {
+        script
             .key(send.key)
             .key(format!("{}:q", send.key))
             .arg(send.id)
             .arg(&send.ack)
             .arg(WINDOW)
-            .arg(ms(self.retention).max(1))
-            .invoke_async::<u8>(&mut self.conn())
-            .await;
-        self.down(result).map(|_| ())
+            .arg(ms(self.retention).max(1));
     }
 
     async fn unclaim(&self, key: &str, id: u64) -> Result<(), Unavailable> {
