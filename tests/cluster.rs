@@ -432,21 +432,6 @@ async fn a_node_killed_its_client_resumes_on_another_node_with_nothing_missed() 
     shutdown([b, c]).await;
 }
 
-/// The data of the first event named `name` within `wait` (failing without one).
-async fn first_within(client: &mut WsClient, name: &str, wait: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.next(left).await {
-            Received::Frame(ServerFrame::Event { event, data, .. }) if event == name => {
-                return data
-            }
-            Received::Frame(_) => continue,
-            other => panic!("no `{name}` within {wait:?}: {other:?}"),
-        }
-    }
-}
-
 /// `count` member sessions of `room` that exist only in Redis (each with a user, so a fan-out
 /// gives each its seq and stream entry): what makes one fan-out script run for seconds.
 async fn crowd(redis: &RedisServer, room: &str, count: usize) {
@@ -500,7 +485,9 @@ async fn a_send_whose_fanout_ran_in_redis_after_the_node_stopped_waiting_is_not_
     );
     // Redis ran the script to its end all the same (some 4 s here; Redis answers others BUSY
     // past 5 s, which the node takes as down too): bob has the message, once.
-    let first = first_within(&mut bob, "new_message", Duration::from_secs(40)).await;
+    let (_, first) = bob
+        .recv_event_within(Duration::from_secs(40), "new_message")
+        .await;
     let took = started.elapsed();
     // The client sends the id again, as told: answered from the pair's memory, not processed.
     alice.send_event(2, "message", send).await;

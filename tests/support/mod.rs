@@ -296,11 +296,17 @@ impl WsClient {
     }
 
     /// Skips frames until one matches; fails the test if none does in time.
-    pub async fn recv_until(
+    pub async fn recv_until(&mut self, wanted: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        self.recv_until_within(WAIT, wanted).await
+    }
+
+    /// [`recv_until`](Self::recv_until), waiting at most `wait`.
+    pub async fn recv_until_within(
         &mut self,
+        wait: Duration,
         mut wanted: impl FnMut(&ServerFrame) -> bool,
     ) -> ServerFrame {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
@@ -313,8 +319,16 @@ impl WsClient {
 
     /// The next `event` frame named `name`: (seq, data); seq 0 for a volatile event.
     pub async fn recv_event(&mut self, name: &str) -> (u64, Value) {
+        self.recv_event_within(WAIT, name).await
+    }
+
+    /// [`recv_event`](Self::recv_event), waiting at most `wait`.
+    pub async fn recv_event_within(&mut self, wait: Duration, name: &str) -> (u64, Value) {
         match self
-            .recv_until(|f| matches!(f, ServerFrame::Event { event, .. } if event == name))
+            .recv_until_within(
+                wait,
+                |f| matches!(f, ServerFrame::Event { event, .. } if event == name),
+            )
             .await
         {
             ServerFrame::Event { seq, data, .. } => (seq.unwrap_or(0), data),
