@@ -361,16 +361,55 @@ async fn a_resume_from_a_future_seq_leaves_the_sessions_live_socket_alone() {
     server.shutdown().await;
 }
 
-/// A blocking `GET /health` on `addr`: the status line, or why none came within `limit`.
-fn blocking_health(addr: std::net::SocketAddr, limit: Duration) -> Result<String, String> {
+/// A connection that starts with a health probe is answered on the accept thread and closed
+/// (`Connection: close`), even when the client asked to keep it: its next request comes on a new
+/// connection, and a WebSocket opened right after is a full socket on the main runtime.
+#[tokio::test]
+async fn a_health_probe_is_answered_with_connection_close_and_the_next_connection_is_served() {
+    let server = start_server(ServerConfig::for_tests()).await;
+    let addr = server.local_addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .expect("write");
+    let mut raw = Vec::new();
+    timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .expect("closed after the answer")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert_eq!(
+        parse_response(&raw).map(|(_, body)| body["status"].clone()),
+        Some(json!("ok"))
+    );
+    let mut client = Legit::connect(addr, LEGIT, "after-probe").await;
+    let body = json!({"user": "after-probe", "event": "ping_check", "data": {"n": 1}});
+    let (status, reply) = notify(addr, &body).await;
+    assert_eq!(
+        (status, reply["delivered"].as_u64()),
+        (202, Some(1)),
+        "{reply}"
+    );
+    assert_eq!(client.recv_event("ping_check").await, json!({"n": 1}));
+    let stopped = tokio::spawn(server.shutdown());
+    assert_eq!(client.expect_close().await.0, 1001);
+    stopped.await.expect("shutdown");
+}
+
+/// A blocking `GET path` on `addr`: the status line, or why none came within `limit`.
+fn blocking_get(addr: std::net::SocketAddr, path: &str, limit: Duration) -> Result<String, String> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect_timeout(&addr, limit).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(limit))
         .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     stream
@@ -380,12 +419,13 @@ fn blocking_health(addr: std::net::SocketAddr, limit: Duration) -> Result<String
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
-/// The probe listener is served by a thread of its own: with the server's runtime stalled (here
-/// blocked outright, as a reconnect wave on a saturated box stalls it for hundreds of ms), the
-/// main port's `/health` gets no answer and the probe port's answers at once; after a shutdown
-/// the probe port is closed.
+/// `/health` is answered by threads of their own — on the main port by the accept thread, on the
+/// probe port by the probe listener's: with the server's runtime stalled (here blocked outright,
+/// as a reconnect wave on a saturated box stalls it for hundreds of ms), both answer at once, while
+/// every other request on the main port waits for the runtime; after a shutdown both ports are
+/// closed.
 #[tokio::test(flavor = "current_thread")]
-async fn the_probe_listener_answers_health_while_the_main_runtime_is_stalled() {
+async fn health_is_answered_while_the_main_runtime_is_stalled_and_nothing_else_is() {
     let config = ServerConfig {
         health_addr: Some(std::net::SocketAddr::from((
             std::net::Ipv4Addr::LOCALHOST,
@@ -400,27 +440,34 @@ async fn the_probe_listener_answers_health_while_the_main_runtime_is_stalled() {
     );
     assert_ne!(main, probe);
     let asked = std::thread::spawn(move || {
-        let probe_answer = blocking_health(probe, Duration::from_secs(2));
-        let main_answer = blocking_health(main, Duration::from_millis(500));
-        (probe_answer, main_answer)
+        let limit = Duration::from_secs(2);
+        let probe_answer = blocking_get(probe, "/health", limit);
+        let main_answer = blocking_get(main, "/health?verbose", limit);
+        // Not a probe: handed to the stalled runtime (`/healthz` is not `/health`).
+        let other_answer = blocking_get(main, "/healthz", Duration::from_millis(500));
+        (probe_answer, main_answer, other_answer)
     });
-    // Block the only thread of the runtime the server runs on until both requests are over.
-    std::thread::sleep(Duration::from_millis(1_500));
-    let (probe_answer, main_answer) = asked.join().expect("the asking thread");
+    // Block the only thread of the runtime the server runs on until all requests are over.
+    std::thread::sleep(Duration::from_millis(2_000));
+    let (probe_answer, main_answer, other_answer) = asked.join().expect("the asking thread");
     assert_eq!(probe_answer.as_deref(), Ok("HTTP/1.1 200 OK"));
+    assert_eq!(main_answer.as_deref(), Ok("HTTP/1.1 200 OK"));
     assert!(
-        main_answer.is_err(),
-        "the main port answered a stalled runtime: {main_answer:?}"
+        other_answer.is_err(),
+        "a stalled runtime answered a request that is not a probe: {other_answer:?}"
     );
-    // Unstalled, both answer the same body.
+    // Unstalled, both answer the same body, and the main port serves everything else again.
     for addr in [main, probe] {
         let (status, body) = http_get(addr, "/health").await;
         assert_eq!((status, &body["status"]), (200, &json!("ok")));
         assert_eq!(body["connections"], 0);
     }
+    assert_eq!(http_get(main, "/healthz").await.0, 404);
     server.shutdown().await;
-    assert!(
-        std::net::TcpStream::connect_timeout(&probe, Duration::from_secs(1)).is_err(),
-        "the probe port is still open after shutdown"
-    );
+    for addr in [main, probe] {
+        assert!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+            "{addr} is still open after shutdown"
+        );
+    }
 }

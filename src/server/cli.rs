@@ -30,7 +30,7 @@ pub struct Args {
     /// Address to listen on; port 0 lets the OS pick one.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// Also serve GET /health here, on a thread and runtime of its own, so load balancer and orchestrator probes are answered at once while the main port is busy (a reconnect wave of thousands of sockets); port 0 lets the OS pick (printed on stdout's second line); bind it to an internal address: it has none of the main port's admission limits [default: none].
+    /// Also serve GET /health here, on a thread and runtime of its own, for load balancer and orchestrator probes kept off the public port (the main port's accept thread answers GET /health as promptly during a reconnect wave); port 0 lets the OS pick (printed on stdout's second line); bind it to an internal address: it has none of the main port's admission limits [default: none].
     #[arg(long, value_name = "HOST:PORT")]
     pub health_addr: Option<SocketAddr>,
     /// Milliseconds a new socket has to send its `auth` frame (then close 4000).

@@ -59,8 +59,8 @@ pub const DEFAULT_CLUSTER_LEASE: Duration = Duration::from_secs(15);
 pub struct ServerConfig {
     /// Where to listen; port 0 lets the OS pick (see [`RunningServer::local_addr`](super::RunningServer::local_addr)).
     pub addr: SocketAddr,
-    /// Where to serve `GET /health` a second time, on its own thread and runtime, so probes are
-    /// answered at once while the main port is busy with a reconnect wave; `None`: only on
+    /// Where to serve `GET /health` a second time, on its own thread and runtime, for probes kept
+    /// off the public port (on `addr` the accept thread answers it as promptly); `None`: only on
     /// `addr`. Port 0 lets the OS pick (see `RunningServer::health_addr`). Meant for an internal
     /// address (the load balancer's side): it has none of the main port's admission limits.
     pub health_addr: Option<SocketAddr>,

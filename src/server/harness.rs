@@ -67,7 +67,7 @@ impl Harness {
             stats,
         ));
         let (mode, mode_rx) = watch::channel(Mode::Running);
-        let tasks = Arc::new(Tasks::default());
+        let tasks = Arc::new(Tasks::new(tokio::runtime::Handle::current()));
         let state: AppState = Arc::new(Shared {
             hub,
             config,

@@ -16,12 +16,13 @@
 //! ```
 //!
 //! The wire protocol is DESIGN §3 ([`crate::protocol`]). Where things live: admission caps in
-//! `gate`, the accept loop with its header and upgrade deadlines in `listener`, the handshake in
-//! `upgrade`, the socket lifecycle and its close codes in `connection`, what each client event
-//! does in `handlers`, sessions, resume and fan-out in `hub` (with `session`, `rooms`, `users`,
-//! `replay` and `outbox`), the `/health` counters in `stats`, and the probe listener (`/health` on
-//! a port and thread of its own, [`ServerConfig::health_addr`]) in `probe`. Nothing here panics on input,
-//! and every buffer is bounded (see [`ServerConfig`] for each limit and its default).
+//! `gate`; the accept thread (which answers `/health` itself and hands every other connection to
+//! the main runtime) and the header and upgrade deadlines in `listener`; the handshake in
+//! `upgrade`; the socket lifecycle and its close codes in `connection`; what each client event
+//! does in `handlers`; sessions, resume and fan-out in `hub` (with `session`, `rooms`, `users`,
+//! `replay` and `outbox`); the `/health` counters in `stats`; and the probe listener (`/health` on
+//! a port and thread of its own, [`ServerConfig::health_addr`]) in `probe`. Nothing here panics
+//! on input, and every buffer is bounded (see [`ServerConfig`] for each limit and its default).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -121,7 +122,7 @@ pub struct RunningServer {
     /// The probe listener's address and thread (`ServerConfig::health_addr`).
     probe: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
     mode: watch::Sender<Mode>,
-    serve: JoinHandle<()>,
+    accept: listener::AcceptThread,
     janitor: JoinHandle<()>,
     /// A cluster node's subscription and lease renewal.
     background: Vec<JoinHandle<()>>,
@@ -146,9 +147,13 @@ impl RunningServer {
     pub async fn shutdown(self) {
         info!(addr = %self.addr, "shutting down");
         self.mode.send_replace(Mode::ShuttingDown);
-        let serve_abort = self.serve.abort_handle();
-        if timeout(SHUTDOWN_GRACE, self.serve).await.is_err() {
-            serve_abort.abort();
+        // The accept thread stops accepting at once and ends once the connections it serves (and
+        // hands over) are done; only then is every connection in `tasks`.
+        let accept = self.accept;
+        let abort = accept.abort_handle();
+        let joined = tokio::task::spawn_blocking(move || accept.join());
+        if timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+            abort.abort();
         }
         if timeout(SHUTDOWN_GRACE, self.tasks.wait_idle())
             .await
@@ -177,7 +182,7 @@ impl RunningServer {
     /// on the same address retries for up to 2 s meanwhile.
     pub fn abort(self) {
         warn!(addr = %self.addr, "aborting");
-        self.serve.abort();
+        self.accept.abort();
         self.janitor.abort();
         for task in &self.background {
             task.abort();
@@ -186,7 +191,8 @@ impl RunningServer {
     }
 }
 
-/// Binds `config.addr`, spawns the server on the current tokio runtime and returns at once.
+/// Binds `config.addr`, spawns the server on the current tokio runtime (and its accept thread,
+/// which hands every connection but a `GET /health` probe to this runtime) and returns at once.
 /// With `config.redis`, it first joins the cluster (Redis must answer now; an error of kind
 /// `Other` wrapping a [`ClusterError`] otherwise).
 ///
@@ -215,7 +221,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         stats,
     ));
     let (mode_tx, mode_rx) = watch::channel(Mode::Running);
-    let tasks = Arc::new(Tasks::default());
+    let tasks = Arc::new(Tasks::new(tokio::runtime::Handle::current()));
     let state: AppState = Arc::new(Shared {
         hub: hub.clone(),
         config: config.clone(),
@@ -229,7 +235,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         None => None,
     };
     let router = http::router(state.clone());
-    let serve = tokio::spawn(listener::accept_loop(listener, router, state, gate));
+    let accept = listener::AcceptThread::spawn(listener.into_std()?, router, state, gate)?;
     let period = hub::janitor_period(config.replay_age);
     let janitor = tokio::spawn(async move {
         loop {
@@ -245,7 +251,7 @@ pub async fn start(config: ServerConfig) -> io::Result<RunningServer> {
         addr,
         probe,
         mode: mode_tx,
-        serve,
+        accept,
         janitor,
         background,
         tasks,

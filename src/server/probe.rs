@@ -1,9 +1,9 @@
 //! The probe listener (`--health-addr`): `GET /health` on a port of its own, served by its own
-//! OS thread on a single-threaded runtime. A reconnect wave puts thousands of connections in the
-//! main port's accept backlog and keeps the main runtime's workers busy with handshakes; a load
-//! balancer's or orchestrator's probe sent there waits behind them (hundreds of ms at 10,000
-//! sockets on 2 cores). Here it waits for nothing but the OS scheduler. The answer is the same
-//! body as the main port's `/health`. The thread stops when the server shuts down or is dropped.
+//! OS thread on a single-threaded runtime, for probes kept off the public port (bind it to an
+//! internal address). Like the main port's `/health`, which the accept thread answers itself
+//! (`listener`), it waits for nothing but the OS scheduler while a reconnect wave keeps the main
+//! runtime's workers busy. The answer is the same body as the main port's `/health`. The thread
+//! stops when the server shuts down or is dropped.
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,21 +1,25 @@
 //! The tasks of a server (one per HTTP connection, one per WebSocket), so shutdown can wait for
-//! them and a crash simulation can abort them.
+//! them and a crash simulation can abort them. A set spawns on the runtime it was made for, from
+//! whichever thread asks (the accept thread hands connections to the main runtime through it).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::FutureExt;
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::session::ConnId;
 
 /// Every running connection task, by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tasks {
     map: Mutex<HashMap<ConnId, AbortHandle>>,
     emptied: Notify,
+    /// Where [`Tasks::spawn`] runs them.
+    runtime: Handle,
 }
 
 /// Takes a task out of the map when it ends, whether it finished or was aborted.
@@ -46,11 +50,20 @@ fn guarded<G: Send + 'static>(
 }
 
 impl Tasks {
+    /// An empty set whose tasks run on `runtime`.
+    pub(crate) fn new(runtime: Handle) -> Tasks {
+        Tasks {
+            map: Mutex::default(),
+            emptied: Notify::new(),
+            runtime,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, AbortHandle>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Spawns `task` under `id`. The map stays locked until the task is recorded, so a task that
+    /// Spawns `task` under `id` on this set's runtime. The map stays locked until the task is recorded, so a task that
     /// ends at once still leaves no stale entry behind.
     pub(crate) fn spawn(
         self: &Arc<Self>,
@@ -62,7 +75,7 @@ impl Tasks {
             id,
         };
         let mut map = self.lock();
-        let handle = tokio::spawn(guarded(task, deregister));
+        let handle = self.runtime.spawn(guarded(task, deregister));
         map.insert(id, handle.abort_handle());
     }
 
