@@ -399,6 +399,36 @@ async fn a_health_probe_is_answered_with_connection_close_and_the_next_connectio
     stopped.await.expect("shutdown");
 }
 
+/// `/health`'s `tasks` counts the server's runtime, on whichever thread answers it: with 8 sockets
+/// open, both the main port (the accept thread) and the probe port count at least their 8 tasks.
+#[tokio::test]
+async fn health_counts_the_servers_runtime_tasks_on_both_ports() {
+    let config = ServerConfig {
+        health_addr: Some(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        ))),
+        ..ServerConfig::for_tests()
+    };
+    let server = start_server(config).await;
+    let mut sockets = Vec::new();
+    for n in 0..8 {
+        sockets.push(
+            WsClient::authed(server.local_addr(), &format!("t{n}"))
+                .await
+                .0,
+        );
+    }
+    let probe = server.health_addr().expect("a probe address");
+    for addr in [server.local_addr(), probe] {
+        let (status, body) = http_get(addr, "/health").await;
+        assert_eq!((status, &body["connections"]), (200, &json!(8)), "{body}");
+        assert!(body["tasks"].as_u64() >= Some(8), "{addr}: {body}");
+    }
+    drop(sockets);
+    server.shutdown().await;
+}
+
 /// A blocking `GET path` on `addr`: the status line, or why none came within `limit`.
 fn blocking_get(addr: std::net::SocketAddr, path: &str, limit: Duration) -> Result<String, String> {
     use std::io::{Read, Write};

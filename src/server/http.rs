@@ -93,6 +93,8 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
         state.config.replay_budget_bytes,
         state.config.unread_budget_bytes,
         state.config.dedupe_budget_bytes,
+        // Not the current runtime's: the accept thread and the probe listener answer on theirs.
+        state.tasks.alive_on_runtime(),
     );
     if let Value::Object(fields) = &mut body {
         fields.insert("status".to_owned(), json!("ok"));

@@ -96,12 +96,14 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// The `/health` body (without `status` and `uptime_s`, which the route adds).
+    /// The `/health` body (without `status` and `uptime_s`, which the route adds); `tasks` is the
+    /// number of tasks alive on the server's main runtime.
     pub(crate) fn snapshot(
         &self,
         replay_budget: usize,
         unread_budget: usize,
         dedupe_budget: usize,
+        tasks: usize,
     ) -> Value {
         json!({
             "connections": self.sockets.get(),
@@ -112,7 +114,7 @@ impl Stats {
             "tcp_connections": self.tcp_open.get(),
             "unauthenticated": self.unauthenticated.get(),
             "rss_bytes": rss_bytes(),
-            "tasks": alive_tasks(),
+            "tasks": tasks,
             "replay": {
                 "bytes": self.replay_bytes.get(),
                 "budget_bytes": replay_budget,
@@ -172,9 +174,4 @@ pub(crate) fn rss_bytes() -> u64 {
                 })
         })
         .map_or(0, |kib| kib * 1024)
-}
-
-/// Tasks alive on the current tokio runtime (0 outside one).
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks())
 }

@@ -79,6 +79,11 @@ impl Tasks {
         map.insert(id, handle.abort_handle());
     }
 
+    /// Tasks alive on this set's runtime: this set's and every other.
+    pub(crate) fn alive_on_runtime(&self) -> usize {
+        self.runtime.metrics().num_alive_tasks()
+    }
+
     /// Aborts every task.
     pub(crate) fn abort_all(&self) {
         for task in self.lock().values() {
