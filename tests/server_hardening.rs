@@ -361,6 +361,17 @@ async fn a_resume_from_a_future_seq_leaves_the_sessions_live_socket_alone() {
     server.shutdown().await;
 }
 
+/// The test configuration with a probe listener on a free loopback port.
+fn with_probe_listener() -> ServerConfig {
+    ServerConfig {
+        health_addr: Some(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        ))),
+        ..ServerConfig::for_tests()
+    }
+}
+
 /// A connection that starts with a health probe is answered on the accept thread and closed
 /// (`Connection: close`), even when the client asked to keep it: its next request comes on a new
 /// connection, and a WebSocket opened right after is a full socket on the main runtime.
@@ -403,14 +414,7 @@ async fn a_health_probe_is_answered_with_connection_close_and_the_next_connectio
 /// open, both the main port (the accept thread) and the probe port count at least their 8 tasks.
 #[tokio::test]
 async fn health_counts_the_servers_runtime_tasks_on_both_ports() {
-    let config = ServerConfig {
-        health_addr: Some(std::net::SocketAddr::from((
-            std::net::Ipv4Addr::LOCALHOST,
-            0,
-        ))),
-        ..ServerConfig::for_tests()
-    };
-    let server = start_server(config).await;
+    let server = start_server(with_probe_listener()).await;
     let mut sockets = Vec::new();
     for n in 0..8 {
         sockets.push(
@@ -456,14 +460,7 @@ fn blocking_get(addr: std::net::SocketAddr, path: &str, limit: Duration) -> Resu
 /// closed.
 #[tokio::test(flavor = "current_thread")]
 async fn health_is_answered_while_the_main_runtime_is_stalled_and_nothing_else_is() {
-    let config = ServerConfig {
-        health_addr: Some(std::net::SocketAddr::from((
-            std::net::Ipv4Addr::LOCALHOST,
-            0,
-        ))),
-        ..ServerConfig::for_tests()
-    };
-    let server = start_server(config).await;
+    let server = start_server(with_probe_listener()).await;
     let (main, probe) = (
         server.local_addr(),
         server.health_addr().expect("a probe address"),

@@ -151,8 +151,7 @@ impl RunningServer {
         // hands over) are done; only then is every connection in `tasks`.
         let accept = self.accept;
         let abort = accept.abort_handle();
-        let joined = tokio::task::spawn_blocking(move || accept.join());
-        if timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+        if !joined_within_grace(move || accept.join()).await {
             abort.abort();
         }
         if timeout(SHUTDOWN_GRACE, self.tasks.wait_idle())
@@ -169,8 +168,7 @@ impl RunningServer {
         if let Some((_, thread)) = self.probe {
             // It saw the mode change and stops once its connections have answered; one that
             // holds a connection open past the grace is left to end with the process.
-            let joined = tokio::task::spawn_blocking(move || thread.join());
-            if timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+            if !joined_within_grace(move || drop(thread.join())).await {
                 warn!("the probe listener still has connections open; not waiting for it");
             }
         }
@@ -189,6 +187,14 @@ impl RunningServer {
         }
         self.tasks.abort_all();
     }
+}
+
+/// Runs `join` (a thread's blocking join) off the runtime; whether it returned within
+/// [`SHUTDOWN_GRACE`].
+async fn joined_within_grace(join: impl FnOnce() + Send + 'static) -> bool {
+    timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(join))
+        .await
+        .is_ok()
 }
 
 /// Binds `config.addr`, spawns the server on the current tokio runtime (and its accept thread,

@@ -63,8 +63,8 @@ impl Tasks {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Spawns `task` under `id` on this set's runtime. The map stays locked until the task is recorded, so a task that
-    /// ends at once still leaves no stale entry behind.
+    /// Spawns `task` under `id` on this set's runtime. The map stays locked until the task is
+    /// recorded, so a task that ends at once still leaves no stale entry behind.
     pub(crate) fn spawn(
         self: &Arc<Self>,
         id: ConnId,
